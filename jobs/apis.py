@@ -1,0 +1,90 @@
+"""The jobs API: thin views over services (writes) and selectors (reads)."""
+
+from __future__ import annotations
+
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from jobs import selectors, services
+from jobs.filters import JobFilter
+from jobs.serializers import (
+    CheckpointSerializer,
+    EpochMetricSerializer,
+    JobCreateSerializer,
+    JobSerializer,
+    TaskSerializer,
+)
+from storage_app.models import Checkpoint
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Training jobs of the signed-in user, newest first."""
+
+    serializer_class = JobSerializer
+    filterset_class = JobFilter
+
+    def get_queryset(self):
+        return selectors.jobs_visible_to(self.request.user).select_related("owner")
+
+    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
+    def create(self, request):
+        spec = JobCreateSerializer(data=request.data)
+        spec.is_valid(raise_exception=True)
+        job = services.job_create(owner=request.user, spec=spec.validated_data)
+        body = JobSerializer(job, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="job already ended")})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = self.get_object()
+        try:
+            job = services.job_cancel(job=job)
+        except services.JobNotActive as exc:
+            return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data)
+
+    @extend_schema(responses=TaskSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def tasks(self, request, pk=None):
+        job = self.get_object()
+        page = self.paginate_queryset(job.tasks.all())
+        data = TaskSerializer(page, many=True).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(responses=EpochMetricSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def metrics(self, request, pk=None):
+        job = self.get_object()
+        return Response(EpochMetricSerializer(job.epoch_metrics.all(), many=True).data)
+
+    @extend_schema(responses=CheckpointSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def checkpoints(self, request, pk=None):
+        job = self.get_object()
+        return Response(
+            CheckpointSerializer(job.checkpoints.all(), many=True, context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"checkpoints/(?P<checkpoint_id>[0-9]+)/download",
+        url_name="checkpoint-download",
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def download(self, request, pk=None, checkpoint_id=None):
+        job = self.get_object()
+        checkpoint = Checkpoint.objects.filter(job=job, id=checkpoint_id).first()
+        if checkpoint is None:
+            raise Http404("no such checkpoint")
+        name = f"{job.id}-{checkpoint.kind}-epoch{checkpoint.epoch}.safetensors"
+        response = FileResponse(checkpoint.file.open("rb"), as_attachment=True, filename=name)
+        response["X-Checksum-SHA256"] = checkpoint.sha256
+        response["Content-Length"] = str(checkpoint.size)
+        return response

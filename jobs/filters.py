@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import django_filters
+
+from jobs.models import Job, Status
+
+
+class JobFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Status.choices)
+
+    class Meta:
+        model = Job
+        fields = ["status"]

@@ -1,0 +1,132 @@
+"""Jobs, their tasks (one per epoch x shard) and per-epoch metrics.
+
+The database is the source of truth: Celery messages carry only IDs, and every
+state change of a Task is a conditional update on its row.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    name = models.CharField(max_length=200, blank=True)
+
+    # The spec: what to train and how.
+    model_type = models.CharField(max_length=32)
+    dataset = models.CharField(max_length=200)
+    dataset_size = models.PositiveIntegerField(null=True, blank=True, help_text="samples, for synthetic data")
+    num_workers = models.PositiveIntegerField(help_text="data shards trained in parallel each epoch")
+    epochs = models.PositiveIntegerField()
+    batch_size = models.PositiveIntegerField()
+    learning_rate = models.FloatField()
+    optimizer = models.CharField(max_length=16)
+    momentum = models.FloatField(default=0.0)
+    seed = models.BigIntegerField(default=0)
+    queue = models.CharField(max_length=64)
+    threads = models.PositiveIntegerField(help_text="torch CPU threads per shard task, fixed for the job")
+    input_shape = models.JSONField()
+    num_classes = models.PositiveIntegerField()
+
+    # Where it stands.
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total_tasks = models.PositiveIntegerField()
+    completed_tasks = models.PositiveIntegerField(default=0)
+    current_epoch = models.PositiveIntegerField(default=0, help_text="last epoch started (1-based)")
+    completed_epochs = models.PositiveIntegerField(default=0)
+    train_loss = models.FloatField(null=True, blank=True)
+    val_loss = models.FloatField(null=True, blank=True)
+    val_accuracy = models.FloatField(null=True, blank=True)
+    best_val_accuracy = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    error_detail = models.TextField(blank=True, help_text="traceback of the failure")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["owner", "status", "-created_at"]),
+            models.Index(fields=["status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.model_type + '/' + self.dataset} ({self.id})"
+
+    @property
+    def progress(self) -> float:
+        return round(self.completed_tasks / self.total_tasks, 4) if self.total_tasks else 0.0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def model_config(self) -> dict:
+        return {"model_type": self.model_type, "input_shape": list(self.input_shape), "num_classes": self.num_classes}
+
+
+class Task(models.Model):
+    """One shard of one epoch: the unit of work a Celery worker executes."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
+    epoch = models.PositiveIntegerField()
+    shard = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    celery_id = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    samples = models.PositiveIntegerField(null=True, blank=True)
+    train_loss = models.FloatField(null=True, blank=True)
+    output_key = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["epoch", "shard"]
+        constraints = [models.UniqueConstraint(fields=["job", "epoch", "shard"], name="task_unique_job_epoch_shard")]
+        indexes = [models.Index(fields=["status", "finished_at"])]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} epoch {self.epoch} shard {self.shard}"
+
+
+class EpochMetric(models.Model):
+    """What one epoch gave, written once by the aggregate step."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="epoch_metrics")
+    epoch = models.PositiveIntegerField()
+    train_loss = models.FloatField()
+    val_loss = models.FloatField()
+    val_accuracy = models.FloatField()
+    samples = models.PositiveIntegerField()
+    samples_per_s = models.FloatField()
+    duration_s = models.FloatField(help_text="first shard started to aggregate done")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["epoch"]
+        constraints = [models.UniqueConstraint(fields=["job", "epoch"], name="epochmetric_unique_job_epoch")]

@@ -1,0 +1,187 @@
+"""Writes to jobs and tasks. Every state change is a conditional update, so a
+duplicate Celery delivery or a late finisher cannot double-count."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Task
+from workers.catalog import BUILTIN_DATASETS
+from workers.devices import default_threads
+
+logger = logging.getLogger(__name__)
+
+
+class JobNotActive(Exception):
+    """The job has already finished (succeeded, failed or been cancelled)."""
+
+
+def job_create(*, owner, spec: dict) -> Job:
+    """Store a job from a validated spec; epoch 1 is launched once the row is committed."""
+    from jobs import orchestration
+
+    dataset = BUILTIN_DATASETS[spec["dataset"]]
+    shards = spec["num_workers"]
+    job = Job.objects.create(
+        owner=owner,
+        name=spec.get("name", ""),
+        model_type=spec["model_type"],
+        dataset=spec["dataset"],
+        dataset_size=spec.get("dataset_size"),
+        num_workers=shards,
+        epochs=spec["epochs"],
+        batch_size=spec["batch_size"],
+        learning_rate=spec["learning_rate"],
+        optimizer=spec["optimizer"],
+        momentum=spec.get("momentum", 0.0),
+        seed=spec["seed"],
+        queue=spec["queue"],
+        threads=spec.get("threads") or default_threads(shards),
+        input_shape=list(dataset.input_shape),
+        num_classes=dataset.num_classes,
+        total_tasks=shards * spec["epochs"],
+    )
+    transaction.on_commit(lambda: orchestration.job_launch(job.id))
+    return job
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Stop a queued or running job: no new epoch starts, queued shards are revoked,
+    and running shards stop at their next cancellation check."""
+    from jobs import orchestration
+
+    with transaction.atomic():
+        updated = Job.objects.filter(id=job.id, status__in=ACTIVE_STATUSES).update(
+            status=Status.CANCELLED, finished_at=timezone.now()
+        )
+        if not updated:
+            job.refresh_from_db()
+            raise JobNotActive(f"job is already {job.status}")
+        queued = list(Task.objects.filter(job=job, status=Status.QUEUED).values_list("celery_id", flat=True))
+        Task.objects.filter(job=job, status=Status.QUEUED).update(status=Status.CANCELLED)
+        transaction.on_commit(lambda: orchestration.revoke([cid for cid in queued if cid]))
+    job.refresh_from_db()
+    return job
+
+
+def job_fail(*, job_id, reason: str, detail: str = "") -> bool:
+    """Mark an active job failed with a readable reason; False when it had already ended."""
+    updated = Job.objects.filter(id=job_id, status__in=ACTIVE_STATUSES).update(
+        status=Status.FAILED, finished_at=timezone.now(), error=reason[:2000], error_detail=detail[:20000]
+    )
+    if updated:
+        logger.warning("job %s failed: %s", job_id, reason)
+    return bool(updated)
+
+
+def epoch_tasks_create(*, job: Job, epoch: int, celery_ids: list[str]) -> None:
+    Task.objects.bulk_create(
+        [Task(job=job, epoch=epoch, shard=s, celery_id=celery_ids[s]) for s in range(job.num_workers)],
+        ignore_conflicts=True,
+    )
+    Job.objects.filter(id=job.id, current_epoch__lt=epoch).update(current_epoch=epoch)
+
+
+@dataclass(frozen=True)
+class Claim:
+    task: Task
+    attempt: int
+    already_done: bool = False
+
+
+def task_claim(*, job_id, epoch: int, shard: int, worker: str) -> Claim | None:
+    """Take a shard for this delivery. None: nothing to do (job ended, task ended or
+    claimed by a newer delivery). ``already_done``: an earlier delivery finished it."""
+    task = Task.objects.select_related("job").filter(job_id=job_id, epoch=epoch, shard=shard).first()
+    if task is None or task.job.status not in ACTIVE_STATUSES:
+        return None
+    if task.status == Status.SUCCEEDED:
+        return Claim(task=task, attempt=task.attempts, already_done=True)
+    if task.status not in ACTIVE_STATUSES:
+        return None
+    attempt = task.attempts + 1
+    now = timezone.now()
+    # Conditional on the attempt count we read: of two concurrent deliveries one wins.
+    won = Task.objects.filter(id=task.id, attempts=task.attempts, status__in=ACTIVE_STATUSES).update(
+        status=Status.RUNNING, attempts=attempt, worker=worker[:200], started_at=now, error=""
+    )
+    if not won:
+        return None
+    Job.objects.filter(id=job_id, status=Status.QUEUED).update(status=Status.RUNNING, started_at=now)
+    task.refresh_from_db()
+    return Claim(task=task, attempt=attempt)
+
+
+def task_complete(*, claim: Claim, output_key: str, samples: int, train_loss: float, duration_s: float) -> bool:
+    """Record a shard's result if this delivery still owns the task; count it once."""
+    with transaction.atomic():
+        updated = Task.objects.filter(id=claim.task.id, attempts=claim.attempt, status=Status.RUNNING).update(
+            status=Status.SUCCEEDED,
+            finished_at=timezone.now(),
+            duration_s=duration_s,
+            samples=samples,
+            train_loss=train_loss,
+            output_key=output_key,
+        )
+        if updated:
+            Job.objects.filter(id=claim.task.job_id).update(completed_tasks=F("completed_tasks") + 1)
+    return bool(updated)
+
+
+def task_stop(*, claim: Claim, status: str, error: str = "") -> None:
+    Task.objects.filter(id=claim.task.id, attempts=claim.attempt, status=Status.RUNNING).update(
+        status=status, finished_at=timezone.now(), error=error[:2000]
+    )
+
+
+def task_fail(*, job_id, epoch: int, shard: int, error: str) -> None:
+    Task.objects.filter(job_id=job_id, epoch=epoch, shard=shard).exclude(status=Status.SUCCEEDED).update(
+        status=Status.FAILED, finished_at=timezone.now(), error=error[:2000]
+    )
+
+
+def epoch_record(
+    *, job_id, epoch: int, train_loss: float, val_loss: float, val_accuracy: float, samples: int, duration_s: float
+) -> int | None:
+    """Record an epoch's metrics once and move the job on.
+
+    Returns the next epoch to launch, or None (job finished, cancelled, or this
+    epoch was already recorded by an earlier delivery).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(id=job_id)
+        if EpochMetric.objects.filter(job=job, epoch=epoch).exists():
+            return None
+        EpochMetric.objects.create(
+            job=job,
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            samples=samples,
+            samples_per_s=samples / duration_s if duration_s > 0 else 0.0,
+            duration_s=duration_s,
+        )
+        job.completed_epochs = max(job.completed_epochs, epoch)
+        job.train_loss, job.val_loss, job.val_accuracy = train_loss, val_loss, val_accuracy
+        if job.best_val_accuracy is None or val_accuracy > job.best_val_accuracy:
+            job.best_val_accuracy = val_accuracy
+        next_epoch = None
+        if job.status == Status.RUNNING:
+            if epoch >= job.epochs:
+                job.status = Status.SUCCEEDED
+                job.finished_at = timezone.now()
+            else:
+                next_epoch = epoch + 1
+        job.save(
+            update_fields=[
+                "completed_epochs", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy",
+                "status", "finished_at", "updated_at",
+            ]
+        )
+    return next_epoch

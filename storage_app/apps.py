@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StorageAppConfig(AppConfig):
+    name = "storage_app"
+    verbose_name = "Storage"

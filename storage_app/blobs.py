@@ -1,0 +1,48 @@
+"""Bytes in object storage under deterministic keys, through Django's storage API.
+
+Keys are chosen by the caller and are the same on every try, so a retried task
+overwrites its own earlier output with the same bytes (the default storage is
+configured to overwrite rather than rename).
+"""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+
+class StorageKeyMismatch(RuntimeError):
+    """The storage renamed an object instead of overwriting it."""
+
+
+def blob_write(key: str, data: bytes) -> str:
+    name = default_storage.save(key, ContentFile(data))
+    if name != key:
+        raise StorageKeyMismatch(f"storage wrote {name!r} instead of {key!r}; enable overwriting")
+    return name
+
+
+def blob_read(key: str) -> bytes:
+    with default_storage.open(key, "rb") as fh:
+        return fh.read()
+
+
+def blob_delete(key: str) -> None:
+    default_storage.delete(key)
+
+
+def job_prefix(job_id) -> str:
+    return f"jobs/{job_id}"
+
+
+def shard_weights_key(job_id, epoch: int, shard: int) -> str:
+    return f"{job_prefix(job_id)}/work/e{epoch:04d}/shard-{shard:03d}.weights.safetensors"
+
+
+def shard_optimizer_key(job_id, epoch: int, shard: int) -> str:
+    return f"{job_prefix(job_id)}/work/e{epoch:04d}/shard-{shard:03d}.optimizer.safetensors"
+
+
+def checkpoint_key(job_id, epoch: int, kind: str) -> str:
+    name = "final" if kind == "final" else f"epoch-{epoch:04d}"
+    return f"{job_prefix(job_id)}/checkpoints/{name}.safetensors"

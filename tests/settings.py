@@ -1,0 +1,11 @@
+"""Settings for the test run: the machine's PostgreSQL and Redis unless the environment says otherwise."""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tensorfleet")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
+os.environ.setdefault("TENSORFLEET_STATE_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
+
+from tensorfleet_site.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users

@@ -1,0 +1,44 @@
+"""What the platform can train: model types, built-in datasets, optimisers.
+
+This module has no torch import, so the API can validate job specs without
+loading PyTorch. The shapes here are what ``workers.datasets`` produces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODEL_TYPES = ("logreg", "mlp", "cnn")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    name: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    is_image: bool
+    description: str
+
+
+SYNTHETIC_FEATURES = 128
+SYNTHETIC_CLASSES = 10
+SYNTHETIC_DEFAULT_SIZE = 20_000
+SYNTHETIC_MAX_SIZE = 2_000_000
+
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    d.name: d
+    for d in (
+        BuiltinDataset("digits", (1, 8, 8), 10, True, "scikit-learn's 8x8 handwritten digits, 1,797 images"),
+        BuiltinDataset("iris", (4,), 3, False, "scikit-learn's iris flowers, 150 samples"),
+        BuiltinDataset("wine", (13,), 3, False, "scikit-learn's wine recognition, 178 samples"),
+        BuiltinDataset("breast_cancer", (30,), 2, False, "scikit-learn's breast cancer Wisconsin, 569 samples"),
+        BuiltinDataset(
+            "synthetic",
+            (SYNTHETIC_FEATURES,),
+            SYNTHETIC_CLASSES,
+            False,
+            "Gaussian inputs labelled by a fixed random teacher network; size from the spec",
+        ),
+    )
+}

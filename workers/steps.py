@@ -1,0 +1,142 @@
+"""The work behind the Celery tasks, as plain functions: train one shard, aggregate one epoch."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from django.conf import settings
+from django.utils import timezone
+
+from jobs import orchestration, services
+from jobs.models import EpochMetric, Job, Status
+from storage_app.blobs import blob_delete, blob_read, blob_write, shard_optimizer_key, shard_weights_key
+from storage_app.models import Checkpoint
+from storage_app.services import checkpoint_save
+from workers.averaging import weighted_average
+from workers.datasets import cached_split, shard_of
+from workers.devices import configure_determinism, select_device, set_threads
+from workers.errors import ShardsPending
+from workers.training import TrainingStopped, evaluate, make_optimizer, shard_generator, train_epoch
+from workers.weights import (
+    bytes_to_state,
+    checkpoint_bytes,
+    optimizer_from_bytes,
+    optimizer_to_bytes,
+    state_to_bytes,
+)
+from workers.zoo import build_model, initial_model
+
+logger = logging.getLogger(__name__)
+
+
+def _starting_model(job: Job, epoch: int) -> torch.nn.Module:
+    """Epoch 1 starts from the seeded initial weights, epoch e from epoch e-1's checkpoint."""
+    if epoch == 1:
+        return initial_model(job.model_type, job.input_shape, job.num_classes, seed=job.seed)
+    checkpoint = Checkpoint.objects.get(job=job, epoch=epoch - 1, kind=Checkpoint.Kind.EPOCH)
+    model = build_model(job.model_type, job.input_shape, job.num_classes)
+    model.load_state_dict(bytes_to_state(blob_read(checkpoint.file.name)))
+    return model
+
+
+def _prepare(job: Job) -> torch.device:
+    device = select_device()
+    configure_determinism(device)
+    set_threads(job.threads)
+    return device
+
+
+def shard_step(*, job_id, epoch: int, shard: int, worker: str) -> dict:
+    """Train shard ``shard`` of ``epoch`` and store its weights and optimiser state."""
+    claim = services.task_claim(job_id=job_id, epoch=epoch, shard=shard, worker=worker)
+    if claim is None:
+        return {"skipped": True}
+    if claim.already_done:
+        return {"key": claim.task.output_key}
+    job = claim.task.job
+    started = time.monotonic()
+    device = _prepare(job)
+    split = cached_split(job.dataset, seed=job.seed, size=job.dataset_size)
+    x, y = shard_of(split.x_train, split.y_train, shard, job.num_workers)
+    x, y = x.to(device), y.to(device)
+    model = _starting_model(job, epoch).to(device)
+    optimizer = make_optimizer(job.optimizer, model.parameters(), lr=job.learning_rate, momentum=job.momentum)
+    if epoch > 1:
+        optimizer_from_bytes(optimizer, blob_read(shard_optimizer_key(job.id, epoch - 1, shard)))
+
+    def cancelled() -> bool:
+        return Job.objects.filter(id=job.id, status=Status.CANCELLED).exists()
+
+    try:
+        result = train_epoch(
+            model,
+            optimizer,
+            x,
+            y,
+            batch_size=job.batch_size,
+            generator=shard_generator(job.seed, epoch, shard),
+            should_stop=cancelled,
+            check_every_s=settings.TENSORFLEET_CANCEL_CHECK_SECONDS,
+        )
+    except TrainingStopped:
+        services.task_stop(claim=claim, status=Status.CANCELLED, error="job cancelled")
+        return {"cancelled": True}
+    key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(model.state_dict()))
+    blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_to_bytes(optimizer))
+    services.task_complete(
+        claim=claim,
+        output_key=key,
+        samples=result.samples,
+        train_loss=result.train_loss,
+        duration_s=time.monotonic() - started,
+    )
+    return {"key": key, "samples": result.samples}
+
+
+def aggregate_step(*, job_id, epoch: int) -> dict:
+    """Average the epoch's shard weights, evaluate, checkpoint, and launch the next epoch."""
+    job = Job.objects.filter(id=job_id).first()
+    if job is None or EpochMetric.objects.filter(job=job, epoch=epoch).exists():
+        return {"skipped": True}
+    tasks = list(job.tasks.filter(epoch=epoch).order_by("shard"))
+    if job.status != Status.RUNNING and any(t.status != Status.SUCCEEDED for t in tasks):
+        return {"stopped": job.status}
+    if len(tasks) != job.num_workers or any(t.status != Status.SUCCEEDED for t in tasks):
+        raise ShardsPending(f"epoch {epoch}: {sum(t.status == Status.SUCCEEDED for t in tasks)} of {job.num_workers} shards done")
+
+    device = _prepare(job)
+    samples = [t.samples for t in tasks]
+    averaged = weighted_average([bytes_to_state(blob_read(t.output_key)) for t in tasks], samples)
+    model = build_model(job.model_type, job.input_shape, job.num_classes)
+    model.load_state_dict(averaged)
+    split = cached_split(job.dataset, seed=job.seed, size=job.dataset_size)
+    val_loss, val_accuracy = evaluate(model.to(device), split.x_val.to(device), split.y_val.to(device))
+
+    data = checkpoint_bytes(averaged, job.model_config)
+    checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=data, val_accuracy=val_accuracy)
+    if epoch == job.epochs:
+        checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.FINAL, data=data, val_accuracy=val_accuracy)
+
+    total = sum(samples)
+    first_start = min(t.started_at for t in tasks)
+    next_epoch = services.epoch_record(
+        job_id=job.id,
+        epoch=epoch,
+        train_loss=sum(t.train_loss * t.samples for t in tasks) / total,
+        val_loss=val_loss,
+        val_accuracy=val_accuracy,
+        samples=total,
+        duration_s=(timezone.now() - first_start).total_seconds(),
+    )
+    # Shard weights are folded into the checkpoint; the previous epoch's optimiser
+    # states have been read by every shard of this one.
+    for t in tasks:
+        blob_delete(t.output_key)
+        if epoch > 1:
+            blob_delete(shard_optimizer_key(job.id, epoch - 1, t.shard))
+    if next_epoch is not None:
+        orchestration.epoch_launch(job.id, next_epoch)
+    logger.info("job %s epoch %s: val_accuracy %.4f", job.id, epoch, val_accuracy)
+    return {"epoch": epoch, "val_accuracy": val_accuracy}

@@ -1,0 +1,46 @@
+"""Celery tasks that train. Thin: each loads IDs from its message and calls a step.
+
+Retries are narrow (connection errors with storage, broker or database, with
+backoff and jitter); any other error fails the job with a readable reason.
+"""
+
+from __future__ import annotations
+
+from celery import Task as CeleryTask
+
+from jobs import services
+from tensorfleet_site.celery import app
+from workers import steps
+from workers.errors import TRANSIENT_ERRORS, ShardsPending, describe
+
+
+class TrainingTask(CeleryTask):
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = 2
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 5
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        job_id, epoch = args[0], args[1]
+        if self.name == "workers.train_shard":
+            shard = args[2]
+            where = f"shard {shard} of epoch {epoch}"
+            services.task_fail(job_id=job_id, epoch=epoch, shard=shard, error=describe(exc))
+        else:
+            where = f"aggregating epoch {epoch}"
+        services.job_fail(job_id=job_id, reason=f"{where} failed: {describe(exc)}", detail=str(einfo))
+
+
+@app.task(bind=True, base=TrainingTask, name="workers.train_shard")
+def train_shard(self, job_id: str, epoch: int, shard: int) -> dict:
+    return steps.shard_step(job_id=job_id, epoch=epoch, shard=shard, worker=self.request.hostname or "eager")
+
+
+@app.task(bind=True, base=TrainingTask, name="workers.aggregate_epoch")
+def aggregate_epoch(self, job_id: str, epoch: int) -> dict:
+    try:
+        return steps.aggregate_step(job_id=job_id, epoch=epoch)
+    except ShardsPending as exc:
+        # A chord can fire early when a shard message was delivered twice: wait for the rows.
+        raise self.retry(exc=exc, countdown=2, max_retries=1800) from exc

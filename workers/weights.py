@@ -1,0 +1,78 @@
+"""Weights and optimiser state as safetensors bytes: nothing here ever unpickles.
+
+Checkpoints carry the model config in their metadata so that
+``load_checkpoint(bytes)`` gives back a ready model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from workers.zoo import build_model
+
+CONFIG_KEY = "tensorfleet.model"
+OPTIMIZER_GROUPS_KEY = "tensorfleet.param_groups"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def state_to_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    return st_save(tensors, metadata=metadata)
+
+
+def read_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob (header: u64 length, then JSON)."""
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    return header.get("__metadata__", {}) or {}
+
+
+def bytes_to_state(data: bytes) -> dict[str, torch.Tensor]:
+    return st_load(data)
+
+
+def model_config(model_type: str, input_shape, num_classes: int) -> dict:
+    return {"model_type": model_type, "input_shape": list(input_shape), "num_classes": int(num_classes)}
+
+
+def checkpoint_bytes(model_state: dict[str, torch.Tensor], config: dict) -> bytes:
+    return state_to_bytes(model_state, {CONFIG_KEY: json.dumps(config, sort_keys=True)})
+
+
+def load_checkpoint(data: bytes, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the zoo model a checkpoint was trained as, with its weights loaded."""
+    config = json.loads(read_metadata(data)[CONFIG_KEY])
+    model = build_model(config["model_type"], config["input_shape"], config["num_classes"])
+    model.load_state_dict(bytes_to_state(data))
+    return model.to(map_location).eval()
+
+
+def optimizer_to_bytes(optimizer: torch.optim.Optimizer) -> bytes:
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for index, slots in sd["state"].items():
+        for name, value in slots.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{name}"] = value
+            elif value is not None:
+                tensors[f"state.{index}.{name}"] = torch.tensor(value)
+    return state_to_bytes(tensors, {OPTIMIZER_GROUPS_KEY: json.dumps(sd["param_groups"])})
+
+
+def optimizer_from_bytes(optimizer: torch.optim.Optimizer, data: bytes) -> None:
+    groups = json.loads(read_metadata(data)[OPTIMIZER_GROUPS_KEY])
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in bytes_to_state(data).items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
