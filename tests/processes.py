@@ -1,0 +1,187 @@
+"""Real processes for integration tests: a SeaweedFS S3 server and Celery workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - polling: remember and retry
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+def port_open(port: int) -> bool:
+    with closing(socket.socket()) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+class S3Server:
+    """`weed server -s3` on loopback ports of its own, with one bucket."""
+
+    ACCESS_KEY = "tensorfleet-test"
+    SECRET_KEY = "tensorfleet-test-secret"
+
+    def __init__(self, data_dir: Path, bucket: str = "tensorfleet-test"):
+        self.data_dir = data_dir
+        self.bucket = bucket
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir / "weed.log"
+
+    def start(self) -> S3Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        master, volume, filer, s3, *grpc = free_ports(8)
+        self.port = s3
+        cmd = [
+            venv_bin("weed"), "server", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={master}", f"-master.port.grpc={grpc[0]}",
+            f"-volume.port={volume}", f"-volume.port.grpc={grpc[1]}",
+            f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
+            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            "-master.volumeSizeLimitMB=64", "-volume.max=50", f"-metricsPort={free_ports(1)[0]}",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: port_open(s3), timeout=60, what="SeaweedFS S3 port")
+        client = self.client()
+        wait_for(lambda: client.create_bucket(Bucket=self.bucket) or True, timeout=60, interval=0.3, what="bucket creation")
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 2}, connect_timeout=2, read_timeout=10),
+        )
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+            "AWS_STORAGE_BUCKET_NAME": self.bucket,
+            "AWS_S3_REGION_NAME": "us-east-1",
+        }
+
+    def keys(self, prefix: str = "") -> list[str]:
+        out = []
+        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return sorted(out)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class CeleryWorker:
+    """A real `celery worker` process with only the given settings in its environment."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, queues: str = "cpu", concurrency: int = 1):
+        self.name = name
+        self.env = env
+        self.queues = queues
+        self.concurrency = concurrency
+        self.log_path = log_dir / f"worker-{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@{socket.gethostname()}"
+
+    def start(self, wait: bool = True) -> CeleryWorker:
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "tensorfleet_site", "worker",
+            "-Q", self.queues, "-c", str(self.concurrency), "-n", self.hostname,
+            "--without-gossip", "--without-mingle", "--loglevel=INFO",
+        ]
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env={**base, **self.env}, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_offset)
+                return b"ready." in fh.read()
+
+        wait_for(ready, timeout=timeout, interval=0.2, what=f"worker {self.name} to be ready")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
