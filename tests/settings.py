@@ -3,6 +3,7 @@
 import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tensorfleet")
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")  # the live server thread must not keep the test DB open
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("TENSORFLEET_STATE_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
