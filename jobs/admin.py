@@ -32,8 +32,17 @@ class EpochMetricInline(admin.TabularInline):
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = [
-        "id", "name", "owner", "status", "progress_percent", "current_epoch", "epochs",
-        "model_type", "dataset", "val_accuracy", "created_at",
+        "id",
+        "name",
+        "owner",
+        "status",
+        "progress_percent",
+        "current_epoch",
+        "epochs",
+        "model_type",
+        "dataset",
+        "val_accuracy",
+        "created_at",
     ]
     list_filter = ["status", "model_type", "dataset", "queue", "created_at"]
     search_fields = ["id", "name", "owner__username"]

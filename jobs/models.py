@@ -130,3 +130,6 @@ class EpochMetric(models.Model):
     class Meta:
         ordering = ["epoch"]
         constraints = [models.UniqueConstraint(fields=["job", "epoch"], name="epochmetric_unique_job_epoch")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} epoch {self.epoch}"

@@ -85,11 +85,35 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "url", "name", "owner", "status", "progress", "total_tasks", "completed_tasks",
-            "current_epoch", "completed_epochs", "metrics",
-            "model_type", "dataset", "dataset_size", "num_workers", "epochs", "batch_size", "learning_rate",
-            "optimizer", "momentum", "seed", "queue", "threads", "input_shape", "num_classes",
-            "created_at", "started_at", "finished_at", "error",
+            "id",
+            "url",
+            "name",
+            "owner",
+            "status",
+            "progress",
+            "total_tasks",
+            "completed_tasks",
+            "current_epoch",
+            "completed_epochs",
+            "metrics",
+            "model_type",
+            "dataset",
+            "dataset_size",
+            "num_workers",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "optimizer",
+            "momentum",
+            "seed",
+            "queue",
+            "threads",
+            "input_shape",
+            "num_classes",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "error",
         ]
         read_only_fields = fields
 
@@ -107,8 +131,17 @@ class TaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = Task
         fields = [
-            "epoch", "shard", "status", "attempts", "worker", "started_at", "finished_at",
-            "duration_s", "samples", "train_loss", "error",
+            "epoch",
+            "shard",
+            "status",
+            "attempts",
+            "worker",
+            "started_at",
+            "finished_at",
+            "duration_s",
+            "samples",
+            "train_loss",
+            "error",
         ]
         read_only_fields = fields
 
@@ -116,7 +149,16 @@ class TaskSerializer(serializers.ModelSerializer):
 class EpochMetricSerializer(serializers.ModelSerializer):
     class Meta:
         model = EpochMetric
-        fields = ["epoch", "train_loss", "val_loss", "val_accuracy", "samples", "samples_per_s", "duration_s", "created_at"]
+        fields = [
+            "epoch",
+            "train_loss",
+            "val_loss",
+            "val_accuracy",
+            "samples",
+            "samples_per_s",
+            "duration_s",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

@@ -180,8 +180,14 @@ def epoch_record(
                 next_epoch = epoch + 1
         job.save(
             update_fields=[
-                "completed_epochs", "train_loss", "val_loss", "val_accuracy", "best_val_accuracy",
-                "status", "finished_at", "updated_at",
+                "completed_epochs",
+                "train_loss",
+                "val_loss",
+                "val_accuracy",
+                "best_val_accuracy",
+                "status",
+                "finished_at",
+                "updated_at",
             ]
         )
     return next_epoch

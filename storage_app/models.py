@@ -21,7 +21,9 @@ class Checkpoint(models.Model):
 
     class Meta:
         ordering = ["epoch", "kind"]
-        constraints = [models.UniqueConstraint(fields=["job", "epoch", "kind"], name="checkpoint_unique_job_epoch_kind")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "epoch", "kind"], name="checkpoint_unique_job_epoch_kind")
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} checkpoint epoch {self.epoch} of job {self.job_id}"

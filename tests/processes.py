@@ -42,7 +42,9 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "c
         except Exception as exc:  # noqa: BLE001 - polling: remember and retry
             last_exc = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 def port_open(port: int) -> bool:
@@ -73,17 +75,34 @@ class S3Server:
         master, volume, filer, s3, *grpc = free_ports(8)
         self.port = s3
         cmd = [
-            venv_bin("weed"), "server", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={master}", f"-master.port.grpc={grpc[0]}",
-            f"-volume.port={volume}", f"-volume.port.grpc={grpc[1]}",
-            f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
-            "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.volumeSizeLimitMB=64", "-volume.max=50", f"-metricsPort={free_ports(1)[0]}",
+            venv_bin("weed"),
+            "server",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={master}",
+            f"-master.port.grpc={grpc[0]}",
+            f"-volume.port={volume}",
+            f"-volume.port.grpc={grpc[1]}",
+            f"-filer.port={filer}",
+            f"-filer.port.grpc={grpc[2]}",
+            "-s3",
+            f"-s3.port={s3}",
+            f"-s3.port.grpc={grpc[3]}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=50",
+            f"-metricsPort={free_ports(1)[0]}",
         ]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_for(lambda: port_open(s3), timeout=60, what="SeaweedFS S3 port")
         client = self.client()
-        wait_for(lambda: client.create_bucket(Bucket=self.bucket) or True, timeout=60, interval=0.3, what="bucket creation")
+        wait_for(
+            lambda: client.create_bucket(Bucket=self.bucket) or True, timeout=60, interval=0.3, what="bucket creation"
+        )
         return self
 
     @property
@@ -142,14 +161,30 @@ class CeleryWorker:
 
     def start(self, wait: bool = True) -> CeleryWorker:
         cmd = [
-            sys.executable, "-m", "celery", "-A", "tensorfleet_site", "worker",
-            "-Q", self.queues, "-c", str(self.concurrency), "-n", self.hostname,
-            "--without-gossip", "--without-mingle", "--loglevel=INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tensorfleet_site",
+            "worker",
+            "-Q",
+            self.queues,
+            "-c",
+            str(self.concurrency),
+            "-n",
+            self.hostname,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
         ]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
         self.proc = subprocess.Popen(
-            cmd, cwd=REPO, env={**base, **self.env}, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+            cmd,
+            cwd=REPO,
+            env={**base, **self.env},
+            stdout=open(self.log_path, "ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         if wait:

@@ -10,8 +10,18 @@ from storage_app.blobs import blob_read
 from workers.weights import load_checkpoint
 
 SPEC = dict(
-    name="iris", model_type="mlp", dataset="iris", num_workers=2, epochs=4, batch_size=16,
-    learning_rate=0.01, optimizer="adam", momentum=0.0, seed=3, queue="cpu", threads=1,
+    name="iris",
+    model_type="mlp",
+    dataset="iris",
+    num_workers=2,
+    epochs=4,
+    batch_size=16,
+    learning_rate=0.01,
+    optimizer="adam",
+    momentum=0.0,
+    seed=3,
+    queue="cpu",
+    threads=1,
 )
 
 
@@ -23,7 +33,9 @@ def run_job(user, spec, capture):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_job_trains_every_epoch_and_checkpoints_the_result(user, eager_celery, local_storage, django_capture_on_commit_callbacks):
+def test_job_trains_every_epoch_and_checkpoints_the_result(
+    user, eager_celery, local_storage, django_capture_on_commit_callbacks
+):
     job = run_job(user, SPEC, django_capture_on_commit_callbacks)
 
     assert job.status == Status.SUCCEEDED, job.error
@@ -45,7 +57,9 @@ def test_job_trains_every_epoch_and_checkpoints_the_result(user, eager_celery, l
 
 
 @pytest.mark.django_db(transaction=True)
-def test_same_job_twice_gives_the_same_final_checkpoint(user, eager_celery, local_storage, django_capture_on_commit_callbacks):
+def test_same_job_twice_gives_the_same_final_checkpoint(
+    user, eager_celery, local_storage, django_capture_on_commit_callbacks
+):
     first = run_job(user, SPEC, django_capture_on_commit_callbacks)
     second = run_job(user, SPEC, django_capture_on_commit_callbacks)
     other_seed = run_job(user, {**SPEC, "seed": 4}, django_capture_on_commit_callbacks)
@@ -56,7 +70,9 @@ def test_same_job_twice_gives_the_same_final_checkpoint(user, eager_celery, loca
 
 
 @pytest.mark.django_db(transaction=True)
-def test_shard_work_files_are_removed_after_aggregation(user, eager_celery, local_storage, django_capture_on_commit_callbacks):
+def test_shard_work_files_are_removed_after_aggregation(
+    user, eager_celery, local_storage, django_capture_on_commit_callbacks
+):
     job = run_job(user, SPEC, django_capture_on_commit_callbacks)
     work = local_storage / "jobs" / str(job.id) / "work"
     leftover = sorted(p.name for p in work.rglob("*") if p.is_file())

@@ -50,7 +50,11 @@ def test_dataset_path_is_another_name_for_dataset(api):
 def test_defaults_fill_the_spec(api):
     body = api.post("/api/v1/jobs", {"model_type": "logreg", "dataset": "wine"}, format="json").json()
     assert (body["optimizer"], body["batch_size"], body["learning_rate"], body["seed"], body["queue"]) == (
-        "adam", 32, 0.001, 0, "cpu",
+        "adam",
+        32,
+        0.001,
+        0,
+        "cpu",
     )
     assert body["threads"] >= 1
 

@@ -117,16 +117,25 @@ def test_optimizer_state_round_trip_continues_identically():
     optimizer_from_bytes(clone_opt, saved_o)
     for m, o in ((model, opt), (clone, clone_opt)):
         train_epoch(m, o, x, y, batch_size=16, generator=torch.Generator().manual_seed(1))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), clone.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), clone.state_dict().values(), strict=True))
 
 
 def test_sgd_momentum_state_round_trips():
     model = build_model("logreg", [4], 3)
     opt = make_optimizer("sgd", model.parameters(), lr=0.1, momentum=0.9)
-    train_epoch(model, opt, torch.randn(32, 4), torch.randint(0, 3, (32,)), batch_size=8, generator=torch.Generator().manual_seed(0))
+    train_epoch(
+        model,
+        opt,
+        torch.randn(32, 4),
+        torch.randint(0, 3, (32,)),
+        batch_size=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     fresh = make_optimizer("sgd", model.parameters(), lr=0.1, momentum=0.9)
     optimizer_from_bytes(fresh, optimizer_to_bytes(opt))
-    assert torch.equal(fresh.state_dict()["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"])
+    assert torch.equal(
+        fresh.state_dict()["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"]
+    )
 
 
 def test_unknown_names_are_refused():

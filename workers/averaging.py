@@ -30,7 +30,7 @@ def weighted_average(states: list[dict[str, torch.Tensor]], weights: list[float]
             out[key] = first.clone()
             continue
         acc = torch.zeros_like(first, dtype=torch.float64)
-        for state, w in zip(states, weights):
+        for state, w in zip(states, weights, strict=True):
             acc.add_(state[key].to(torch.float64), alpha=w / total)
         out[key] = acc.to(first.dtype)
     return out

@@ -104,7 +104,9 @@ def aggregate_step(*, job_id, epoch: int) -> dict:
     if job.status != Status.RUNNING and any(t.status != Status.SUCCEEDED for t in tasks):
         return {"stopped": job.status}
     if len(tasks) != job.num_workers or any(t.status != Status.SUCCEEDED for t in tasks):
-        raise ShardsPending(f"epoch {epoch}: {sum(t.status == Status.SUCCEEDED for t in tasks)} of {job.num_workers} shards done")
+        raise ShardsPending(
+            f"epoch {epoch}: {sum(t.status == Status.SUCCEEDED for t in tasks)} of {job.num_workers} shards done"
+        )
 
     device = _prepare(job)
     samples = [t.samples for t in tasks]
