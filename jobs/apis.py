@@ -83,7 +83,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         checkpoint = Checkpoint.objects.filter(job=job, id=checkpoint_id).first()
         if checkpoint is None:
             raise Http404("no such checkpoint")
-        name = f"{job.id}-{checkpoint.kind}-epoch{checkpoint.epoch}.safetensors"
+        name = f"{job.id}-{'final' if checkpoint.kind == 'final' else f'epoch-{checkpoint.epoch}'}.safetensors"
         response = FileResponse(checkpoint.file.open("rb"), as_attachment=True, filename=name)
         response["X-Checksum-SHA256"] = checkpoint.sha256
         response["Content-Length"] = str(checkpoint.size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -41,7 +42,7 @@ def job_create(*, owner, spec: dict) -> Job:
         momentum=spec.get("momentum", 0.0),
         seed=spec["seed"],
         queue=spec["queue"],
-        threads=spec.get("threads") or default_threads(shards),
+        threads=spec.get("threads") or settings.TENSORFLEET_THREADS_PER_SHARD or default_threads(shards),
         input_shape=list(dataset.input_shape),
         num_classes=dataset.num_classes,
         total_tasks=shards * spec["epochs"],
