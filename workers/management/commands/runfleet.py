@@ -1,0 +1,263 @@
+"""Run the whole platform on this machine: Redis (embedded when none is configured),
+the API under gunicorn, Celery workers, Flower; Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from tensorfleet_site import embedded
+from tensorfleet_site.celery import app as celery_app
+from tensorfleet_site.fleet import Supervisor
+
+DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "digits", "num_workers": 2}
+
+
+class Command(BaseCommand):
+    help = "Start the API, Celery workers, Flower and (if none is configured) a local Redis; Ctrl-C stops them all."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)"
+        )
+        parser.add_argument(
+            "--queues", default=settings.CELERY_TASK_DEFAULT_QUEUE, help="queues the workers consume, comma-separated"
+        )
+        parser.add_argument("--host", default="127.0.0.1", help="address the API and Flower listen on")
+        parser.add_argument("--port", type=int, default=8000, help="API port")
+        parser.add_argument("--flower-port", type=int, default=5555)
+        parser.add_argument("--no-flower", action="store_true")
+        parser.add_argument("--redis-port", type=int, default=6379, help="port of the embedded Redis")
+        parser.add_argument(
+            "--no-embedded", action="store_true", help="start no Redis of its own even if none is configured"
+        )
+        parser.add_argument(
+            "--demo", action="store_true", help="train a demo job (cnn on digits, 2 shards) once the fleet is up"
+        )
+        parser.add_argument("--demo-epochs", type=int, default=10)
+        parser.add_argument(
+            "--exit-after-demo",
+            action="store_true",
+            help="stop the fleet when the demo job ends (exit 0 if it succeeded)",
+        )
+
+    def handle(self, *args, **opts):
+        if opts["workers"] < 1:
+            raise CommandError("--workers: must be at least 1")
+        if opts["demo_epochs"] < 1:
+            raise CommandError("--demo-epochs: must be at least 1")
+        for option in ("port", "flower_port", "redis_port"):
+            if embedded.port_in_use(opts["host"], opts[option]) and not (
+                option == "redis_port" and embedded.redis_answers("127.0.0.1", opts[option])
+            ):
+                raise CommandError(f"--{option.replace('_', '-')}: port {opts[option]} is already in use")
+
+        state = Path(settings.STATE_DIR)
+        supervisor = Supervisor(state / "logs", console=self.stdout._out)
+        stop = {"now": False}
+
+        def on_signal(signum, frame):
+            stop["now"] = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        code = 0
+        try:
+            env = self._broker(supervisor, opts, state)
+            supervisor.say("migrating the database ...")
+            call_command("migrate", interactive=False, verbosity=0)
+            username, password, token = self._admin(state)
+            self._start(supervisor, opts, env, state, username, password)
+            self._wait_ready(supervisor, opts, stop)
+            self._banner(opts, username, password, token, state)
+            if opts["demo"] and not stop["now"]:
+                job = self._demo(opts, username)
+                code = 0 if job.status == "succeeded" else 1
+                if opts["exit_after_demo"]:
+                    stop["now"] = True
+            while not stop["now"]:
+                supervisor.check()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        except TimeoutError as exc:
+            supervisor.say(f"runfleet: {exc}")
+            code = 1
+        finally:
+            supervisor.say("stopping the fleet ...")
+            supervisor.stop()
+            supervisor.say("fleet stopped.")
+        if code:
+            sys.exit(code)
+
+    def _broker(self, supervisor: Supervisor, opts, state: Path) -> dict[str, str]:
+        """The broker the children use: the configured one, else a local Redis (started if none answers)."""
+        if "CELERY_BROKER_URL" in os.environ or opts["no_embedded"]:
+            return {}
+        port = opts["redis_port"]
+        url = f"redis://127.0.0.1:{port}/0"
+        if embedded.redis_answers("127.0.0.1", port):
+            supervisor.say(f"using the Redis already running on 127.0.0.1:{port}")
+        else:
+            supervisor.start("redis", embedded.redis_command(port, state / "redis"))
+            deadline = time.monotonic() + 20
+            while not embedded.redis_answers("127.0.0.1", port):
+                if time.monotonic() > deadline:
+                    raise CommandError(
+                        f"the embedded Redis did not start on port {port}; see {state / 'logs' / 'redis.log'}"
+                    )
+                time.sleep(0.1)
+        celery_app.conf.broker_url = url
+        celery_app.conf.result_backend = url
+        return {"CELERY_BROKER_URL": url, "CELERY_RESULT_BACKEND": url}
+
+    def _admin(self, state: Path) -> tuple[str, str | None, str]:
+        """An admin user and API token, created on the first run; the password is kept in the state folder."""
+        User = get_user_model()
+        secret_file = state / "admin-password.txt"
+        user = User.objects.filter(is_superuser=True).order_by("id").first()
+        password = None
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = User.objects.create_superuser("admin", "admin@localhost", password)
+            secret_file.write_text(password + "\n")
+            secret_file.chmod(0o600)
+        elif secret_file.exists():
+            password = secret_file.read_text().strip()
+        token, _ = Token.objects.get_or_create(user=user)
+        return user.get_username(), password, token.key
+
+    def _start(
+        self, supervisor: Supervisor, opts, env: dict[str, str], state: Path, username: str, password: str | None
+    ):
+        py = sys.executable
+        supervisor.start(
+            "api",
+            [
+                py,
+                "-m",
+                "gunicorn",
+                "tensorfleet_site.wsgi:application",
+                "--bind",
+                f"{opts['host']}:{opts['port']}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--worker-class",
+                "gthread",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "10",
+            ],
+            env,
+        )
+        for i in range(1, opts["workers"] + 1):
+            supervisor.start(
+                f"worker-{i}",
+                [
+                    py,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tensorfleet_site",
+                    "worker",
+                    "-Q",
+                    opts["queues"],
+                    "--concurrency",
+                    "1",
+                    "-n",
+                    f"worker{i}@%h",
+                    "--loglevel",
+                    "INFO",
+                ],
+                env,
+            )
+        if not opts["no_flower"]:
+            flower_env = {**env, "FLOWER_BASIC_AUTH": f"{username}:{password}"} if password else env
+            supervisor.start(
+                "flower",
+                [
+                    py,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tensorfleet_site",
+                    "flower",
+                    f"--address={opts['host']}",
+                    f"--port={opts['flower_port']}",
+                    "--persistent=True",
+                    f"--db={state / 'flower.db'}",
+                    "--state_save_interval=60000",
+                ],
+                flower_env,
+            )
+
+    def _wait_ready(self, supervisor: Supervisor, opts, stop, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        health = f"http://{opts['host']}:{opts['port']}/api/v1/health"
+        while not stop["now"]:
+            supervisor.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the fleet was not ready after {timeout:.0f}s; logs in {supervisor.log_dir}")
+            try:
+                urllib.request.urlopen(health, timeout=1).read()
+                replies = celery_app.control.ping(timeout=0.5) or []
+            except OSError:
+                time.sleep(0.3)
+                continue
+            if len(replies) >= opts["workers"]:
+                return
+            time.sleep(0.3)
+
+    def _banner(self, opts, username: str, password: str | None, token: str, state: Path) -> None:
+        base = f"http://{opts['host']}:{opts['port']}"
+        login = f"user {username}, password {password}" if password else f"user {username} (your existing password)"
+        lines = [
+            "",
+            "TensorFleet is running.",
+            f"  API          {base}/api/v1/jobs",
+            f"  API docs     {base}/api/docs/",
+            f"  Admin        {base}/admin/   ({login}; kept in {state / 'admin-password.txt'})",
+        ]
+        if not opts["no_flower"]:
+            lines.append(f"  Flower       http://{opts['host']}:{opts['flower_port']}/   (same login)")
+        lines += [
+            f"  Workers      {opts['workers']} on queue(s) {opts['queues']}",
+            f"  Logs         {state / 'logs'}",
+            f"  Token        {token}",
+            f'  Try          curl -H "Authorization: Token {token}" {base}/api/v1/jobs',
+            "Press Ctrl-C to stop everything.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
+
+    def _demo(self, opts, username: str):
+        from jobs import services
+        from jobs.serializers import JobCreateSerializer
+        from jobs.watch import watch_job
+
+        spec = JobCreateSerializer(data={**DEMO_SPEC, "epochs": opts["demo_epochs"]})
+        spec.is_valid(raise_exception=True)
+        with transaction.atomic():
+            job = services.job_create(owner=get_user_model().objects.get(username=username), spec=spec.validated_data)
+        self.stdout.write(f"demo job {job.id}: cnn on digits, 2 shards, {job.epochs} epochs")
+        job = watch_job(job.id, out=self.stdout._out)
+        if job.status == "succeeded":
+            self.stdout.write(self.style.SUCCESS(f"demo job succeeded: val_accuracy {job.val_accuracy:.4f}"))
+        else:
+            self.stdout.write(self.style.ERROR(f"demo job {job.status}: {job.error}"))
+        return job
