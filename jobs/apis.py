@@ -31,11 +31,20 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request):
-        spec = JobCreateSerializer(data=request.data)
+        spec = JobCreateSerializer(data=request.data, context={"owner": request.user})
         spec.is_valid(raise_exception=True)
         job = services.job_create(owner=request.user, spec=spec.validated_data)
         body = JobSerializer(job, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="job still queued or running")})
+    def destroy(self, request, pk=None):
+        job = self.get_object()
+        try:
+            services.job_delete(job=job)
+        except services.JobNotFinished as exc:
+            return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="job already ended")})
     @action(detail=True, methods=["post"])

@@ -31,7 +31,11 @@ class Job(models.Model):
 
     # The spec: what to train and how.
     model_type = models.CharField(max_length=32)
-    dataset = models.CharField(max_length=200)
+    dataset = models.CharField(max_length=200, help_text="a built-in dataset's name, or the uploaded dataset's name")
+    dataset_ref = models.ForeignKey(
+        "storage_app.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    dataset_sha256 = models.CharField(max_length=64, blank=True, help_text="content of an uploaded dataset")
     dataset_size = models.PositiveIntegerField(null=True, blank=True, help_text="samples, for synthetic data")
     num_workers = models.PositiveIntegerField(help_text="data shards trained in parallel each epoch")
     epochs = models.PositiveIntegerField()
@@ -42,6 +46,7 @@ class Job(models.Model):
     seed = models.BigIntegerField(default=0)
     queue = models.CharField(max_length=64)
     threads = models.PositiveIntegerField(help_text="torch CPU threads per shard task, fixed for the job")
+    keep_checkpoints = models.PositiveIntegerField(default=3, help_text="epoch checkpoints kept besides best and final")
     input_shape = models.JSONField()
     num_classes = models.PositiveIntegerField()
 

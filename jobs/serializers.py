@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
@@ -18,15 +20,16 @@ class StrictSerializer(serializers.Serializer):
     aliases: dict[str, str] = {}
 
     def to_internal_value(self, data):
-        if not isinstance(data, dict):
+        if not hasattr(data, "keys"):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        data = dict(data)
-        for alias, name in self.aliases.items():
-            if alias in data:
-                if name in data:
-                    raise serializers.ValidationError({alias: [f"Give either '{name}' or '{alias}', not both."]})
-                data[name] = data.pop(alias)
-        unknown = sorted(set(data) - set(self.fields))
+        if any(alias in data for alias in self.aliases):
+            data = dict(data.items())
+            for alias, name in self.aliases.items():
+                if alias in data:
+                    if name in data:
+                        raise serializers.ValidationError({alias: [f"Give either '{name}' or '{alias}', not both."]})
+                    data[name] = data.pop(alias)
+        unknown = sorted(set(data.keys()) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({field: ["Unknown field."] for field in unknown})
         return super().to_internal_value(data)
@@ -37,8 +40,10 @@ class JobCreateSerializer(StrictSerializer):
 
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     model_type = serializers.ChoiceField(choices=MODEL_TYPES)
-    dataset = serializers.ChoiceField(
-        choices=sorted(BUILTIN_DATASETS), help_text="a built-in dataset; 'dataset_path' is accepted as another name"
+    dataset = serializers.CharField(
+        max_length=1000,
+        help_text="a built-in dataset (digits, iris, wine, breast_cancer, synthetic), the id or name of one of "
+        "your datasets, or (also as 'dataset_path') an s3://bucket/key URI or a local path to import",
     )
     dataset_size = serializers.IntegerField(
         min_value=10, max_value=SYNTHETIC_MAX_SIZE, required=False, help_text="samples, for 'synthetic' only"
@@ -56,13 +61,56 @@ class JobCreateSerializer(StrictSerializer):
     threads = serializers.IntegerField(
         min_value=1, max_value=256, required=False, help_text="torch CPU threads per shard (default: cores / shards)"
     )
+    keep_checkpoints = serializers.IntegerField(
+        min_value=1,
+        max_value=10000,
+        default=settings.TENSORFLEET_KEEP_CHECKPOINTS,
+        help_text="epoch checkpoints kept besides the best and the final one",
+    )
+
+    def validate_dataset(self, value: str):
+        """A built-in name, or one of the owner's datasets (by id or name), or a path/URI to import."""
+        value = value.strip()
+        if value in BUILTIN_DATASETS:
+            return value
+        owner = self.context.get("owner")
+        if callable(owner):  # resolved only when needed (the command line looks the user up lazily)
+            owner = owner()
+        if owner is None:
+            raise serializers.ValidationError(f"Unknown dataset {value!r}.")
+        from storage_app.models import Dataset
+
+        mine = Dataset.objects.filter(owner=owner)
+        found = mine.filter(name=value).first()
+        if found is None:
+            try:
+                found = mine.filter(id=uuid.UUID(value)).first()
+            except ValueError:
+                found = None
+        if found is not None:
+            return found
+        if value.startswith(("s3://", "/")):
+            from storage_app.datasets import DatasetError, dataset_import
+
+            try:
+                return dataset_import(owner=owner, uri=value)
+            except DatasetError as exc:
+                raise serializers.ValidationError(str(exc)) from None
+        raise serializers.ValidationError(
+            f"Unknown dataset {value!r}: not a built-in ({', '.join(sorted(BUILTIN_DATASETS))}) nor one of yours."
+        )
 
     def validate(self, attrs):
-        dataset = BUILTIN_DATASETS[attrs["dataset"]]
+        dataset = attrs["dataset"]
+        if isinstance(dataset, str):
+            builtin = BUILTIN_DATASETS[dataset]
+            name, is_image, is_synthetic = builtin.name, builtin.is_image, builtin.name == "synthetic"
+        else:
+            name, is_image, is_synthetic = dataset.name, dataset.is_image, False
         errors = {}
-        if attrs["model_type"] == "cnn" and not dataset.is_image:
-            errors["model_type"] = [f"cnn needs an image dataset; '{dataset.name}' is tabular (use mlp or logreg)."]
-        if "dataset_size" in attrs and dataset.name != "synthetic":
+        if attrs["model_type"] == "cnn" and not is_image:
+            errors["model_type"] = [f"cnn needs an image dataset; '{name}' is tabular (use mlp or logreg)."]
+        if "dataset_size" in attrs and not is_synthetic:
             errors["dataset_size"] = ["Only the 'synthetic' dataset takes a size."]
         if errors:
             raise serializers.ValidationError(errors)
@@ -81,6 +129,7 @@ class JobSerializer(serializers.ModelSerializer):
     metrics = serializers.SerializerMethodField()
     url = serializers.HyperlinkedIdentityField(view_name="job-detail")
     owner = serializers.CharField(source="owner.get_username", read_only=True)
+    dataset_id = serializers.UUIDField(source="dataset_ref_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Job
@@ -98,6 +147,8 @@ class JobSerializer(serializers.ModelSerializer):
             "metrics",
             "model_type",
             "dataset",
+            "dataset_id",
+            "dataset_sha256",
             "dataset_size",
             "num_workers",
             "epochs",
@@ -108,6 +159,7 @@ class JobSerializer(serializers.ModelSerializer):
             "seed",
             "queue",
             "threads",
+            "keep_checkpoints",
             "input_shape",
             "num_classes",
             "created_at",
@@ -164,11 +216,28 @@ class EpochMetricSerializer(serializers.ModelSerializer):
 
 class CheckpointSerializer(serializers.ModelSerializer):
     download_url = serializers.SerializerMethodField()
+    presigned_url = serializers.SerializerMethodField(help_text="a short-lived direct link, when storage is S3")
 
     class Meta:
         model = Checkpoint
-        fields = ["id", "epoch", "kind", "sha256", "size", "val_accuracy", "created_at", "download_url"]
+        fields = [
+            "id",
+            "epoch",
+            "kind",
+            "sha256",
+            "size",
+            "val_accuracy",
+            "created_at",
+            "download_url",
+            "presigned_url",
+        ]
         read_only_fields = fields
+
+    def get_presigned_url(self, checkpoint: Checkpoint) -> str | None:
+        storage = checkpoint.file.storage
+        if not getattr(storage, "querystring_auth", False):
+            return None  # local files: download through the API
+        return storage.url(checkpoint.file.name)
 
     def get_download_url(self, checkpoint: Checkpoint) -> str:
         path = reverse("job-checkpoint-download", kwargs={"pk": checkpoint.job_id, "checkpoint_id": checkpoint.id})

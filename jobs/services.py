@@ -22,17 +22,32 @@ class JobNotActive(Exception):
     """The job has already finished (succeeded, failed or been cancelled)."""
 
 
+class JobNotFinished(Exception):
+    """The job is still queued or running."""
+
+
 def job_create(*, owner, spec: dict) -> Job:
     """Store a job from a validated spec; epoch 1 is launched once the row is committed."""
     from jobs import orchestration
 
-    dataset = BUILTIN_DATASETS[spec["dataset"]]
+    dataset = spec["dataset"]
+    if isinstance(dataset, str):  # a built-in
+        builtin = BUILTIN_DATASETS[dataset]
+        data = {"dataset": dataset, "input_shape": list(builtin.input_shape), "num_classes": builtin.num_classes}
+    else:  # an uploaded storage_app.Dataset
+        data = {
+            "dataset": dataset.name,
+            "dataset_ref": dataset,
+            "dataset_sha256": dataset.sha256,
+            "input_shape": list(dataset.input_shape),
+            "num_classes": dataset.num_classes,
+        }
     shards = spec["num_workers"]
     job = Job.objects.create(
         owner=owner,
         name=spec.get("name", ""),
         model_type=spec["model_type"],
-        dataset=spec["dataset"],
+        **data,
         dataset_size=spec.get("dataset_size"),
         num_workers=shards,
         epochs=spec["epochs"],
@@ -43,8 +58,7 @@ def job_create(*, owner, spec: dict) -> Job:
         seed=spec["seed"],
         queue=spec["queue"],
         threads=spec.get("threads") or settings.TENSORFLEET_THREADS_PER_SHARD or default_threads(shards),
-        input_shape=list(dataset.input_shape),
-        num_classes=dataset.num_classes,
+        keep_checkpoints=spec.get("keep_checkpoints", settings.TENSORFLEET_KEEP_CHECKPOINTS),
         total_tasks=shards * spec["epochs"],
     )
     transaction.on_commit(lambda: orchestration.job_launch(job.id))
@@ -68,6 +82,18 @@ def job_cancel(*, job: Job) -> Job:
         transaction.on_commit(lambda: orchestration.revoke([cid for cid in queued if cid]))
     job.refresh_from_db()
     return job
+
+
+def job_delete(*, job: Job) -> None:
+    """Delete a finished job with its rows and every object it wrote to storage."""
+    from storage_app.services import job_objects_delete
+
+    if job.status in ACTIVE_STATUSES:
+        raise JobNotFinished(f"job is {job.status}; cancel it first")
+    job_id = job.id
+    with transaction.atomic():
+        job.delete()
+        transaction.on_commit(lambda: job_objects_delete(job_id))
 
 
 def job_fail(*, job_id, reason: str, detail: str = "") -> bool:

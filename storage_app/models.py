@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
+
+from storage_app.storages import datasets_storage
 
 
 class Checkpoint(models.Model):
@@ -27,3 +32,37 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} checkpoint epoch {self.epoch} of job {self.job_id}"
+
+
+class Dataset(models.Model):
+    """A user's dataset: one file in storage, content-addressed by its sha256."""
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV with a label column"
+        NPZ = "npz", "NPZ with arrays X and y"
+        IDX = "idx", "MNIST IDX files (zip)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=200)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    file = models.FileField(storage=datasets_storage, max_length=500)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.PositiveBigIntegerField()
+    num_samples = models.PositiveIntegerField()
+    input_shape = models.JSONField()
+    num_classes = models.PositiveIntegerField()
+    label_column = models.CharField(max_length=200, blank=True, default="")
+    source = models.CharField(max_length=1000, blank=True, help_text="the path or URI it was imported from")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="dataset_unique_owner_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.format}, {self.num_samples} samples)"
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3

@@ -138,8 +138,17 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT), "allow_overwrite": True},
     }
+DATASETS_BUCKET = env_str("TENSORFLEET_DATASETS_BUCKET") or AWS_STORAGE_BUCKET_NAME
+if AWS_STORAGE_BUCKET_NAME:
+    _datasets_storage = {
+        "BACKEND": _default_storage["BACKEND"],
+        "OPTIONS": {**_default_storage["OPTIONS"], "bucket_name": DATASETS_BUCKET},
+    }
+else:
+    _datasets_storage = _default_storage
 STORAGES = {
     "default": _default_storage,
+    "datasets": _datasets_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
@@ -169,8 +178,15 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
 
-# Request bodies: job specs are small JSON documents.
+# Request bodies: job specs are small JSON documents; dataset uploads are files,
+# spooled to disk past FILE_UPLOAD_MAX_MEMORY_SIZE and refused past the dataset limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+TENSORFLEET_MAX_DATASET_BYTES = env_int("TENSORFLEET_MAX_DATASET_BYTES", 512 * 1024 * 1024)
+# Checkpoints a job keeps: its last K epochs, its best epoch and the final one.
+TENSORFLEET_KEEP_CHECKPOINTS = env_int("TENSORFLEET_KEEP_CHECKPOINTS", 3)
+# Folders the API may import a dataset_path from (a local path outside them is refused).
+TENSORFLEET_DATASET_IMPORT_ROOTS = env_list("TENSORFLEET_DATASET_IMPORT_ROOTS", ["/data"])
 
 # --- Celery: JSON only, late acks, one message prefetched, queues from settings.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

@@ -11,11 +11,13 @@ from tests.factories import UserFactory
 
 @pytest.fixture
 def local_storage(settings, tmp_path):
+    files = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "media"), "allow_overwrite": True},
+    }
     settings.STORAGES = {
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "media"), "allow_overwrite": True},
-        },
+        "default": files,
+        "datasets": files,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     return tmp_path / "media"

@@ -78,4 +78,32 @@ def test_shard_work_files_are_removed_after_aggregation(
     leftover = sorted(p.name for p in work.rglob("*") if p.is_file())
     # Only the last epoch's optimiser states stay, for a resume from the final checkpoint.
     assert leftover == ["shard-000.optimizer.safetensors", "shard-001.optimizer.safetensors"]
-    assert Job.objects.get(id=job.id).checkpoints.filter(kind="epoch").count() == 4
+
+    # Retention: the last 3 epochs (the default), the best epoch, and the final checkpoint.
+    metrics = {m.epoch: m.val_accuracy for m in job.epoch_metrics.all()}
+    best = max(sorted(metrics), key=lambda e: metrics[e])
+    kept = set(job.checkpoints.filter(kind="epoch").values_list("epoch", flat=True))
+    assert kept == {2, 3, 4} | {best}
+    assert job.checkpoints.filter(kind="final", epoch=4).exists()
+    on_disk = sorted(p.name for p in (local_storage / "jobs" / str(job.id) / "checkpoints").iterdir())
+    assert on_disk == sorted([f"epoch-{e:04d}.safetensors" for e in kept] + ["final.safetensors"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keep_checkpoints_one_keeps_last_best_and_final(
+    user, eager_celery, local_storage, django_capture_on_commit_callbacks
+):
+    job = run_job(user, {**SPEC, "keep_checkpoints": 1, "epochs": 5}, django_capture_on_commit_callbacks)
+    metrics = {m.epoch: m.val_accuracy for m in job.epoch_metrics.all()}
+    best = max(sorted(metrics), key=lambda e: metrics[e])
+    assert set(job.checkpoints.filter(kind="epoch").values_list("epoch", flat=True)) == {5, best}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_job_deletes_its_objects(user, api, eager_celery, local_storage, django_capture_on_commit_callbacks):
+    job = run_job(user, SPEC, django_capture_on_commit_callbacks)
+    assert (local_storage / "jobs" / str(job.id)).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/v1/jobs/{job.id}").status_code == 204
+    assert not Job.objects.filter(id=job.id).exists()
+    assert not any(p.is_file() for p in (local_storage / "jobs" / str(job.id)).rglob("*"))

@@ -13,9 +13,9 @@ from jobs import orchestration, services
 from jobs.models import EpochMetric, Job, Status
 from storage_app.blobs import blob_delete, blob_read, blob_write, shard_optimizer_key, shard_weights_key
 from storage_app.models import Checkpoint
-from storage_app.services import checkpoint_save
+from storage_app.services import checkpoint_save, checkpoints_prune
 from workers.averaging import weighted_average
-from workers.datasets import cached_split, shard_of
+from workers.datasets import job_split, shard_of
 from workers.devices import configure_determinism, select_device, set_threads
 from workers.errors import ShardsPending
 from workers.training import TrainingStopped, evaluate, make_optimizer, shard_generator, train_epoch
@@ -55,10 +55,10 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str) -> dict:
         return {"skipped": True}
     if claim.already_done:
         return {"key": claim.task.output_key}
-    job = claim.task.job
+    job = Job.objects.select_related("dataset_ref").get(id=claim.task.job_id)
     started = time.monotonic()
     device = _prepare(job)
-    split = cached_split(job.dataset, seed=job.seed, size=job.dataset_size)
+    split = job_split(job)
     x, y = shard_of(split.x_train, split.y_train, shard, job.num_workers)
     x, y = x.to(device), y.to(device)
     model = _starting_model(job, epoch).to(device)
@@ -97,7 +97,7 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str) -> dict:
 
 def aggregate_step(*, job_id, epoch: int) -> dict:
     """Average the epoch's shard weights, evaluate, checkpoint, and launch the next epoch."""
-    job = Job.objects.filter(id=job_id).first()
+    job = Job.objects.select_related("dataset_ref").filter(id=job_id).first()
     if job is None or EpochMetric.objects.filter(job=job, epoch=epoch).exists():
         return {"skipped": True}
     tasks = list(job.tasks.filter(epoch=epoch).order_by("shard"))
@@ -113,13 +113,14 @@ def aggregate_step(*, job_id, epoch: int) -> dict:
     averaged = weighted_average([bytes_to_state(blob_read(t.output_key)) for t in tasks], samples)
     model = build_model(job.model_type, job.input_shape, job.num_classes)
     model.load_state_dict(averaged)
-    split = cached_split(job.dataset, seed=job.seed, size=job.dataset_size)
+    split = job_split(job)
     val_loss, val_accuracy = evaluate(model.to(device), split.x_val.to(device), split.y_val.to(device))
 
     data = checkpoint_bytes(averaged, job.model_config)
     checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=data, val_accuracy=val_accuracy)
     if epoch == job.epochs:
         checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.FINAL, data=data, val_accuracy=val_accuracy)
+    checkpoints_prune(job=job)  # the newest epoch is always kept: the next epoch starts from it
 
     total = sum(samples)
     first_start = min(t.started_at for t in tasks)

@@ -43,19 +43,21 @@ def s3_server(tmp_path_factory):
 def s3_storage(settings, s3_server):
     """Point this process's default storage (the live API server's) at the S3 server."""
     env = s3_server.env()
-    settings.STORAGES = {
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": env["AWS_STORAGE_BUCKET_NAME"],
-                "endpoint_url": env["AWS_S3_ENDPOINT_URL"],
-                "access_key": env["AWS_ACCESS_KEY_ID"],
-                "secret_key": env["AWS_SECRET_ACCESS_KEY"],
-                "region_name": env["AWS_S3_REGION_NAME"],
-                "file_overwrite": True,
-                "default_acl": None,
-            },
+    s3 = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env["AWS_STORAGE_BUCKET_NAME"],
+            "endpoint_url": env["AWS_S3_ENDPOINT_URL"],
+            "access_key": env["AWS_ACCESS_KEY_ID"],
+            "secret_key": env["AWS_SECRET_ACCESS_KEY"],
+            "region_name": env["AWS_S3_REGION_NAME"],
+            "file_overwrite": True,
+            "default_acl": None,
         },
+    }
+    settings.STORAGES = {
+        "default": s3,
+        "datasets": s3,
         "staticfiles": django_settings.STORAGES["staticfiles"],
     }
     return s3_server

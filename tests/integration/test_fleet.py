@@ -39,9 +39,27 @@ def test_runfleet_trains_the_demo_and_stops_cleanly(tmp_path):
     log = open(tmp_path / "fleet.out", "wb")
     started = time.monotonic()
     fleet = subprocess.Popen(
-        [sys.executable, "manage.py", "runfleet", "--demo", "--demo-epochs", "3", "--workers", "2",
-         "--port", str(api), "--flower-port", str(flower), "--redis-port", str(redis_port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "manage.py",
+            "runfleet",
+            "--demo",
+            "--demo-epochs",
+            "3",
+            "--workers",
+            "2",
+            "--port",
+            str(api),
+            "--flower-port",
+            str(flower),
+            "--redis-port",
+            str(redis_port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     output = lambda: (tmp_path / "fleet.out").read_text(errors="replace")  # noqa: E731
     try:
@@ -52,10 +70,25 @@ def test_runfleet_trains_the_demo_and_stops_cleanly(tmp_path):
         assert (state / "tensorfleet.sqlite3").exists() and list((state / "media" / "jobs").iterdir())
 
         watch = subprocess.run(
-            [sys.executable, "manage.py", "submit_job", "--model", "cnn", "--dataset", "digits",
-             "--workers", "2", "--epochs", "5", "--watch"],
-            cwd=REPO, env={**env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0"},
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "manage.py",
+                "submit_job",
+                "--model",
+                "cnn",
+                "--dataset",
+                "digits",
+                "--workers",
+                "2",
+                "--epochs",
+                "5",
+                "--watch",
+            ],
+            cwd=REPO,
+            env={**env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0"},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert watch.returncode == 0, watch.stdout + watch.stderr
         assert "10/10" in watch.stderr and "succeeded" in watch.stdout

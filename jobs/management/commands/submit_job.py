@@ -27,6 +27,7 @@ OPTIONS = {
     "seed": "seed",
     "queue": "queue",
     "threads": "threads",
+    "keep_checkpoints": "keep_checkpoints",
 }
 
 
@@ -55,7 +56,7 @@ class Command(JobCommand):
 
     def handle(self, *args, **opts):
         data = {field: opts[dest] for dest, field in OPTIONS.items() if opts.get(dest) is not None}
-        spec = JobCreateSerializer(data=data)
+        spec = JobCreateSerializer(data=data, context={"owner": lambda: get_owner(opts["owner"])})
         if not spec.is_valid():
             labels = {field: "--" + dest.replace("_", "-") for dest, field in OPTIONS.items()}
             raise CommandError(first_error_line(spec.errors, labels))

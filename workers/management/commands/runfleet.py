@@ -78,6 +78,8 @@ class Command(BaseCommand):
             env = self._broker(supervisor, opts, state)
             supervisor.say("migrating the database ...")
             call_command("migrate", interactive=False, verbosity=0)
+            if settings.AWS_STORAGE_BUCKET_NAME:
+                call_command("ensure_buckets")
             username, password, token = self._admin(state)
             self._start(supervisor, opts, env, state, username, password)
             self._wait_ready(supervisor, opts, stop)
@@ -250,10 +252,11 @@ class Command(BaseCommand):
         from jobs.serializers import JobCreateSerializer
         from jobs.watch import watch_job
 
-        spec = JobCreateSerializer(data={**DEMO_SPEC, "epochs": opts["demo_epochs"]})
+        owner = get_user_model().objects.get(username=username)
+        spec = JobCreateSerializer(data={**DEMO_SPEC, "epochs": opts["demo_epochs"]}, context={"owner": owner})
         spec.is_valid(raise_exception=True)
         with transaction.atomic():
-            job = services.job_create(owner=get_user_model().objects.get(username=username), spec=spec.validated_data)
+            job = services.job_create(owner=owner, spec=spec.validated_data)
         self.stdout.write(f"demo job {job.id}: cnn on digits, 2 shards, {job.epochs} epochs")
         job = watch_job(job.id, out=self.stdout._out)
         if job.status == "succeeded":

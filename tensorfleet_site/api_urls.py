@@ -1,6 +1,9 @@
+"""The REST API's router: every resource under /api/v1/."""
+
 from rest_framework.routers import DefaultRouter
 
 from jobs.apis import JobViewSet
+from storage_app.apis import DatasetViewSet
 
 
 class OptionalSlashRouter(DefaultRouter):
@@ -13,5 +16,6 @@ class OptionalSlashRouter(DefaultRouter):
 
 router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
+router.register("datasets", DatasetViewSet, basename="dataset")
 
 urlpatterns = router.urls

@@ -1,0 +1,97 @@
+"""The datasets API: upload (multipart, spooled to disk), list, detail, download, delete."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from storage_app import datasets
+from storage_app.models import Dataset
+from storage_app.serializers import DatasetSerializer, DatasetUploadSerializer
+
+
+def _too_large(size: int) -> Response:
+    limit = settings.TENSORFLEET_MAX_DATASET_BYTES
+    return Response(
+        {"file": [f"The upload is {size} bytes; the limit is {limit} bytes."]},
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your datasets. Jobs name them in `dataset` by id or name."""
+
+    serializer_class = DatasetSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return Dataset.objects.filter(owner=self.request.user)
+
+    @extend_schema(
+        request={"multipart/form-data": DatasetUploadSerializer},
+        responses={
+            201: DatasetSerializer,
+            400: OpenApiResponse(description="invalid file"),
+            413: OpenApiResponse(description="too large"),
+        },
+    )
+    def create(self, request):
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.TENSORFLEET_MAX_DATASET_BYTES + 64 * 1024:  # refuse before reading the body
+            return _too_large(declared)
+        upload = DatasetUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        file = data["file"]
+        if file.size > settings.TENSORFLEET_MAX_DATASET_BYTES:
+            return _too_large(file.size)
+        name = data.get("name") or Path(file.name).name.split(".")[0] or "dataset"
+        with tempfile.TemporaryDirectory(prefix="tf-upload-") as tmp:
+            if hasattr(file, "temporary_file_path"):
+                path = Path(file.temporary_file_path())
+            else:  # small uploads stay in memory: give the parser a file
+                path = Path(tmp) / Path(file.name).name
+                with open(path, "wb") as fh:
+                    for chunk in file.chunks():
+                        fh.write(chunk)
+            try:
+                dataset = datasets.dataset_create(
+                    owner=request.user,
+                    name=name,
+                    path=path,
+                    fmt=data.get("format"),
+                    label_column=data["label_column"],
+                    source=file.name,
+                )
+            except datasets.DatasetError as exc:
+                if exc.status == 413:
+                    return _too_large(file.size)
+                return Response({exc.field: [str(exc)]}, status=exc.status)
+        return Response(DatasetSerializer(dataset, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="a queued or running job uses it")})
+    def destroy(self, request, pk=None):
+        dataset = self.get_object()
+        try:
+            datasets.dataset_delete(dataset=dataset)
+        except datasets.DatasetInUse as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        dataset = self.get_object()
+        ext = datasets.EXTENSIONS[dataset.format]
+        response = FileResponse(dataset.file.open("rb"), as_attachment=True, filename=f"{dataset.name}.{ext}")
+        response["X-Checksum-SHA256"] = dataset.sha256
+        response["Content-Length"] = str(dataset.size)
+        return response
