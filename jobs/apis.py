@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from jobs import selectors, services
+from jobs import orchestration, selectors, services
 from jobs.filters import JobFilter
 from jobs.serializers import (
     CheckpointSerializer,
@@ -55,6 +56,20 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         except services.JobNotActive as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         return Response(JobSerializer(job, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="not resumable")})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Continue a cancelled or failed job from its last completed epoch's checkpoint."""
+        job = self.get_object()
+        try:
+            with transaction.atomic():
+                epoch = services.job_resume(job=job)
+                transaction.on_commit(lambda: orchestration.epoch_launch(job.id, epoch))
+        except services.JobNotResumable as exc:
+            return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        job.refresh_from_db()
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=TaskSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -61,6 +61,9 @@ class Job(models.Model):
     val_accuracy = models.FloatField(null=True, blank=True)
     best_val_accuracy = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
+    error_class = models.CharField(
+        max_length=32, blank=True, help_text="worker_lost, time_limit, out_of_memory, user_error, infrastructure"
+    )
     error_detail = models.TextField(blank=True, help_text="traceback of the failure")
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -100,8 +103,11 @@ class Task(models.Model):
     shard = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
+    lost = models.PositiveIntegerField(default=0, help_text="times its worker died under it")
     celery_id = models.CharField(max_length=100, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="last message sent for it")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last sign of life while running")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_s = models.FloatField(null=True, blank=True)
@@ -109,11 +115,12 @@ class Task(models.Model):
     train_loss = models.FloatField(null=True, blank=True)
     output_key = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
+    error_class = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["epoch", "shard"]
         constraints = [models.UniqueConstraint(fields=["job", "epoch", "shard"], name="task_unique_job_epoch_shard")]
-        indexes = [models.Index(fields=["status", "finished_at"])]
+        indexes = [models.Index(fields=["status", "finished_at"]), models.Index(fields=["status", "heartbeat_at"])]
 
     def __str__(self) -> str:
         return f"job {self.job_id} epoch {self.epoch} shard {self.shard}"

@@ -7,7 +7,6 @@ process never imports torch.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from celery import chord, signature
 from django.db import transaction
@@ -23,12 +22,12 @@ AGGREGATE_EPOCH = "workers.aggregate_epoch"
 
 
 def job_launch(job_id) -> None:
-    """Start epoch 1 of a newly committed job; a broker that cannot be reached fails it."""
+    """Start epoch 1 of a newly committed job. If the broker cannot be reached the job
+    stays queued, and the reconciler launches it once the broker is back."""
     try:
         epoch_launch(job_id, 1)
-    except Exception as exc:  # noqa: BLE001 - any enqueue error must reach the user, not vanish
-        logger.exception("could not enqueue job %s", job_id)
-        services.job_fail(job_id=job_id, reason=f"could not enqueue the job: {type(exc).__name__}: {exc}")
+    except Exception:  # noqa: BLE001 - the API answered already; the reconciler retries
+        logger.exception("could not enqueue job %s; the reconciler will try again", job_id)
 
 
 def epoch_launch(job_id, epoch: int) -> None:
@@ -36,18 +35,36 @@ def epoch_launch(job_id, epoch: int) -> None:
     job = Job.objects.filter(id=job_id).first()
     if job is None or job.status not in (Status.QUEUED, Status.RUNNING):
         return
-    celery_ids = [f"{job.id}-e{epoch}-s{s}-{uuid.uuid4().hex[:8]}" for s in range(job.num_workers)]
     with transaction.atomic():
-        services.epoch_tasks_create(job=job, epoch=epoch, celery_ids=celery_ids)
-    # Rows that already existed (a re-launch) keep their ids: send under those.
-    stored = dict(job.tasks.filter(epoch=epoch).values_list("shard", "celery_id"))
+        ids = services.epoch_tasks_dispatch(job=job, epoch=epoch)
+    # A shard that already succeeded is sent too (it answers at once) so the chord counts it.
     header = [
-        signature(TRAIN_SHARD, args=(str(job.id), epoch, s), queue=job.queue, task_id=stored.get(s) or celery_ids[s])
+        shard_signature(job, epoch, s, ids.get(s) or services.new_celery_id(job.id, epoch, s))
         for s in range(job.num_workers)
     ]
-    body = signature(AGGREGATE_EPOCH, args=(str(job.id), epoch), queue=job.queue, immutable=True)
-    chord(header, body).apply_async()
+    chord(header, aggregate_signature(job, epoch)).apply_async()
     logger.info("job %s epoch %s: %s shards sent to queue %s", job.id, epoch, job.num_workers, job.queue)
+
+
+def shard_signature(job: Job, epoch: int, shard: int, celery_id: str):
+    return signature(TRAIN_SHARD, args=(str(job.id), epoch, shard), queue=job.queue, task_id=celery_id)
+
+
+def aggregate_signature(job: Job, epoch: int):
+    return signature(AGGREGATE_EPOCH, args=(str(job.id), epoch), queue=job.queue, immutable=True)
+
+
+def shard_redispatch(task, *, worker_lost: bool = False) -> bool:
+    """Send a shard again on its own (outside any chord); its completion triggers the aggregate."""
+    celery_id = services.new_celery_id(task.job_id, task.epoch, task.shard)
+    if not services.task_requeue(task=task, celery_id=celery_id, worker_lost=worker_lost):
+        return False
+    shard_signature(task.job, task.epoch, task.shard, celery_id).apply_async()
+    return True
+
+
+def aggregate_dispatch(job: Job, epoch: int) -> None:
+    aggregate_signature(job, epoch).apply_async()
 
 
 def revoke(celery_ids: list[str]) -> None:

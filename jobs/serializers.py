@@ -130,6 +130,7 @@ class JobSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="job-detail")
     owner = serializers.CharField(source="owner.get_username", read_only=True)
     dataset_id = serializers.UUIDField(source="dataset_ref_id", read_only=True, allow_null=True)
+    traceback = serializers.CharField(source="error_detail", read_only=True)
 
     class Meta:
         model = Job
@@ -166,6 +167,8 @@ class JobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "error",
+            "error_class",
+            "traceback",
         ]
         read_only_fields = fields
 
@@ -194,6 +197,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "samples",
             "train_loss",
             "error",
+            "error_class",
         ]
         read_only_fields = fields
 

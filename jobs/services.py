@@ -4,6 +4,7 @@ duplicate Celery delivery or a late finisher cannot double-count."""
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -24,6 +25,10 @@ class JobNotActive(Exception):
 
 class JobNotFinished(Exception):
     """The job is still queued or running."""
+
+
+class JobNotResumable(Exception):
+    """Only cancelled or failed jobs with epochs left can resume."""
 
 
 def job_create(*, owner, spec: dict) -> Job:
@@ -96,22 +101,38 @@ def job_delete(*, job: Job) -> None:
         transaction.on_commit(lambda: job_objects_delete(job_id))
 
 
-def job_fail(*, job_id, reason: str, detail: str = "") -> bool:
+def job_fail(*, job_id, reason: str, detail: str = "", error_class: str = "") -> bool:
     """Mark an active job failed with a readable reason; False when it had already ended."""
     updated = Job.objects.filter(id=job_id, status__in=ACTIVE_STATUSES).update(
-        status=Status.FAILED, finished_at=timezone.now(), error=reason[:2000], error_detail=detail[:20000]
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error=reason[:2000],
+        error_class=error_class,
+        error_detail=detail[:20000],
     )
     if updated:
         logger.warning("job %s failed: %s", job_id, reason)
     return bool(updated)
 
 
-def epoch_tasks_create(*, job: Job, epoch: int, celery_ids: list[str]) -> None:
+def epoch_tasks_dispatch(*, job: Job, epoch: int) -> dict[int, str]:
+    """Make sure the epoch has its Task rows and give each unfinished one a fresh
+    message id (a revoked id from a cancelled run must not be reused).
+    Returns shard -> message id for the shards to send."""
+    now = timezone.now()
     Task.objects.bulk_create(
-        [Task(job=job, epoch=epoch, shard=s, celery_id=celery_ids[s]) for s in range(job.num_workers)],
-        ignore_conflicts=True,
+        [Task(job=job, epoch=epoch, shard=s) for s in range(job.num_workers)], ignore_conflicts=True
     )
+    ids = {}
+    for task in Task.objects.filter(job=job, epoch=epoch).exclude(status=Status.SUCCEEDED):
+        ids[task.shard] = new_celery_id(job.id, epoch, task.shard)
+        Task.objects.filter(id=task.id).update(celery_id=ids[task.shard], dispatched_at=now)
     Job.objects.filter(id=job.id, current_epoch__lt=epoch).update(current_epoch=epoch)
+    return ids
+
+
+def new_celery_id(job_id, epoch: int, shard: int) -> str:
+    return f"{job_id}-e{epoch}-s{shard}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -135,7 +156,7 @@ def task_claim(*, job_id, epoch: int, shard: int, worker: str) -> Claim | None:
     now = timezone.now()
     # Conditional on the attempt count we read: of two concurrent deliveries one wins.
     won = Task.objects.filter(id=task.id, attempts=task.attempts, status__in=ACTIVE_STATUSES).update(
-        status=Status.RUNNING, attempts=attempt, worker=worker[:200], started_at=now, error=""
+        status=Status.RUNNING, attempts=attempt, worker=worker[:200], started_at=now, heartbeat_at=now, error=""
     )
     if not won:
         return None
@@ -160,16 +181,78 @@ def task_complete(*, claim: Claim, output_key: str, samples: int, train_loss: fl
     return bool(updated)
 
 
+def task_heartbeat(*, claim: Claim) -> bool:
+    """Record that this delivery is alive; False when it should stop (job no longer
+    running, or a newer delivery of the shard has taken over)."""
+    alive = Task.objects.filter(id=claim.task.id, attempts=claim.attempt, status=Status.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
+    return bool(alive) and Job.objects.filter(id=claim.task.job_id, status=Status.RUNNING).exists()
+
+
 def task_stop(*, claim: Claim, status: str, error: str = "") -> None:
     Task.objects.filter(id=claim.task.id, attempts=claim.attempt, status=Status.RUNNING).update(
         status=status, finished_at=timezone.now(), error=error[:2000]
     )
 
 
-def task_fail(*, job_id, epoch: int, shard: int, error: str) -> None:
+def task_fail(*, job_id, epoch: int, shard: int, error: str, error_class: str = "") -> None:
     Task.objects.filter(job_id=job_id, epoch=epoch, shard=shard).exclude(status=Status.SUCCEEDED).update(
-        status=Status.FAILED, finished_at=timezone.now(), error=error[:2000]
+        status=Status.FAILED, finished_at=timezone.now(), error=error[:2000], error_class=error_class
     )
+
+
+def task_requeue(*, task: Task, celery_id: str, worker_lost: bool = False) -> bool:
+    """Hand a shard whose delivery was lost to a new message (conditional on its attempt count)."""
+    return bool(
+        Task.objects.filter(id=task.id, attempts=task.attempts, status__in=ACTIVE_STATUSES).update(
+            status=Status.QUEUED,
+            celery_id=celery_id,
+            dispatched_at=timezone.now(),
+            heartbeat_at=None,
+            lost=F("lost") + (1 if worker_lost else 0),
+        )
+    )
+
+
+def task_retrying(*, job_id, epoch: int, shard: int, celery_id: str, error: str) -> None:
+    """A delivery hit a transient error and will be retried: the shard waits in the queue
+    again (its retry message is held by the broker), rather than looking like a dead worker."""
+    Task.objects.filter(job_id=job_id, epoch=epoch, shard=shard, status=Status.RUNNING, celery_id=celery_id).update(
+        status=Status.QUEUED, dispatched_at=timezone.now(), heartbeat_at=None, error=f"retrying after {error}"[:2000]
+    )
+
+
+def job_resume(*, job: Job) -> int:
+    """Continue a cancelled or failed job from its last completed epoch's checkpoint.
+
+    Returns the epoch it restarts at. Shards of later epochs start over (their
+    work is deterministic, so the result is the same as an uninterrupted run).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(id=job.id)
+        if job.status not in (Status.CANCELLED, Status.FAILED):
+            raise JobNotResumable(f"job is {job.status}; only cancelled or failed jobs resume")
+        restart = job.completed_epochs + 1
+        if restart > job.epochs:
+            raise JobNotResumable("every epoch has completed; nothing to resume")
+        job.tasks.filter(epoch__gte=restart).update(status=Status.QUEUED, error="", error_class="", heartbeat_at=None)
+        job.status = Status.RUNNING
+        job.finished_at = None
+        job.error = job.error_class = job.error_detail = ""
+        job.completed_tasks = job.tasks.filter(status=Status.SUCCEEDED).count()
+        job.save(
+            update_fields=[
+                "status",
+                "finished_at",
+                "error",
+                "error_class",
+                "error_detail",
+                "completed_tasks",
+                "updated_at",
+            ]
+        )
+    return restart
 
 
 def epoch_record(

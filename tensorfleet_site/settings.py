@@ -222,8 +222,27 @@ TENSORFLEET_MAX_EPOCHS = env_int("TENSORFLEET_MAX_EPOCHS", 1000)
 # torch threads per shard task when a job does not say: a worker with concurrency c
 # on n cores should train each task with n // c threads so the cores are not oversubscribed.
 TENSORFLEET_THREADS_PER_SHARD = env_int("TENSORFLEET_THREADS_PER_SHARD", 0)  # 0: cores // shards
-# How often (seconds) a training loop checks whether its job was cancelled.
+# How often (seconds) a training loop sends a heartbeat and checks whether its job was cancelled.
 TENSORFLEET_CANCEL_CHECK_SECONDS = float(env_str("TENSORFLEET_CANCEL_CHECK_SECONDS", "1.0"))
+
+# --- The reconciler (Celery beat, `control` queue): dispatches work whose message was lost.
+TENSORFLEET_CONTROL_QUEUE = env_str("TENSORFLEET_CONTROL_QUEUE", "control")
+TENSORFLEET_RECONCILE_SECONDS = float(env_str("TENSORFLEET_RECONCILE_SECONDS", "10"))
+# A running shard silent this long has lost its worker; it is sent again.
+TENSORFLEET_HEARTBEAT_TIMEOUT = float(env_str("TENSORFLEET_HEARTBEAT_TIMEOUT", "30"))
+# Queued work whose message is gone from the broker this long after sending is sent again.
+TENSORFLEET_REDISPATCH_AFTER = float(env_str("TENSORFLEET_REDISPATCH_AFTER", "30"))
+# Deliveries a shard gets before losing its worker fails the job.
+TENSORFLEET_MAX_ATTEMPTS = env_int("TENSORFLEET_MAX_ATTEMPTS", 3)
+CELERY_TASK_ROUTES = {"jobs.reconcile": {"queue": TENSORFLEET_CONTROL_QUEUE}}
+CELERY_BEAT_SCHEDULE = {
+    "reconcile": {
+        "task": "jobs.reconcile",
+        "schedule": TENSORFLEET_RECONCILE_SECONDS,
+        "options": {"expires": TENSORFLEET_RECONCILE_SECONDS},
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(STATE_DIR / "celerybeat-schedule")
 
 LOGGING = {
     "version": 1,

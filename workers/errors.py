@@ -1,8 +1,16 @@
-"""Which errors are worth retrying: connection trouble with storage, broker or database."""
+"""Why a task failed, and whether trying again can help.
+
+Classes: ``infrastructure`` (storage, broker or database unreachable: retried with
+backoff and jitter), ``worker_lost`` (the process died: the reconciler dispatches the
+shard again, a few times at most), ``time_limit`` and ``out_of_memory`` (the same
+work would fail again: the job fails), ``user_error`` (the spec or the data is wrong:
+the job fails at once).
+"""
 
 from __future__ import annotations
 
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -20,9 +28,28 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+INFRASTRUCTURE = "infrastructure"
+WORKER_LOST = "worker_lost"
+TIME_LIMIT = "time_limit"
+OUT_OF_MEMORY = "out_of_memory"
+USER_ERROR = "user_error"
+RETRIED = {INFRASTRUCTURE, WORKER_LOST}
+
 
 class ShardsPending(Exception):
     """The aggregate step ran before every shard of its epoch had finished."""
+
+
+def classify(exc: BaseException) -> str:
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return INFRASTRUCTURE
+    if isinstance(exc, WorkerLostError):
+        return WORKER_LOST
+    if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
+        return TIME_LIMIT
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return OUT_OF_MEMORY
+    return USER_ERROR
 
 
 def describe(exc: BaseException) -> str:

@@ -48,7 +48,7 @@ def _prepare(job: Job) -> torch.device:
     return device
 
 
-def shard_step(*, job_id, epoch: int, shard: int, worker: str) -> dict:
+def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = True) -> dict:
     """Train shard ``shard`` of ``epoch`` and store its weights and optimiser state."""
     claim = services.task_claim(job_id=job_id, epoch=epoch, shard=shard, worker=worker)
     if claim is None:
@@ -66,8 +66,8 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str) -> dict:
     if epoch > 1:
         optimizer_from_bytes(optimizer, blob_read(shard_optimizer_key(job.id, epoch - 1, shard)))
 
-    def cancelled() -> bool:
-        return Job.objects.filter(id=job.id, status=Status.CANCELLED).exists()
+    def should_stop() -> bool:  # doubles as the heartbeat the reconciler watches
+        return not services.task_heartbeat(claim=claim)
 
     try:
         result = train_epoch(
@@ -77,12 +77,12 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str) -> dict:
             y,
             batch_size=job.batch_size,
             generator=shard_generator(job.seed, epoch, shard),
-            should_stop=cancelled,
+            should_stop=should_stop,
             check_every_s=settings.TENSORFLEET_CANCEL_CHECK_SECONDS,
         )
     except TrainingStopped:
         services.task_stop(claim=claim, status=Status.CANCELLED, error="job cancelled")
-        return {"cancelled": True}
+        return {"stopped": True}
     key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(model.state_dict()))
     blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_to_bytes(optimizer))
     services.task_complete(
@@ -92,6 +92,9 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str) -> dict:
         train_loss=result.train_loss,
         duration_s=time.monotonic() - started,
     )
+    if not in_chord and job.tasks.filter(epoch=epoch).exclude(status=Status.SUCCEEDED).count() == 0:
+        # Sent again by the reconciler, outside the epoch's chord: start the aggregate ourselves.
+        orchestration.aggregate_dispatch(job, epoch)
     return {"key": key, "samples": result.samples}
 
 

@@ -11,7 +11,7 @@ from celery import Task as CeleryTask
 from jobs import services
 from tensorfleet_site.celery import app
 from workers import steps
-from workers.errors import TRANSIENT_ERRORS, ShardsPending, describe
+from workers.errors import TRANSIENT_ERRORS, ShardsPending, classify, describe
 
 
 class TrainingTask(CeleryTask):
@@ -21,20 +21,38 @@ class TrainingTask(CeleryTask):
     retry_jitter = True
     max_retries = 5
 
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        if self.name == "workers.train_shard":
+            job_id, epoch, shard = args[0], args[1], args[2]
+            services.task_retrying(job_id=job_id, epoch=epoch, shard=shard, celery_id=task_id, error=describe(exc))
+
     def on_failure(self, exc, task_id, args, kwargs, einfo):
+        """Final failure (retries spent, or an error retrying cannot fix): fail the job with the reason."""
         job_id, epoch = args[0], args[1]
+        error_class = classify(exc)
         if self.name == "workers.train_shard":
             shard = args[2]
             where = f"shard {shard} of epoch {epoch}"
-            services.task_fail(job_id=job_id, epoch=epoch, shard=shard, error=describe(exc))
+            services.task_fail(job_id=job_id, epoch=epoch, shard=shard, error=describe(exc), error_class=error_class)
         else:
             where = f"aggregating epoch {epoch}"
-        services.job_fail(job_id=job_id, reason=f"{where} failed: {describe(exc)}", detail=str(einfo))
+        services.job_fail(
+            job_id=job_id,
+            reason=f"{where} failed ({error_class}): {describe(exc)}",
+            detail=str(einfo),
+            error_class=error_class,
+        )
 
 
 @app.task(bind=True, base=TrainingTask, name="workers.train_shard")
 def train_shard(self, job_id: str, epoch: int, shard: int) -> dict:
-    return steps.shard_step(job_id=job_id, epoch=epoch, shard=shard, worker=self.request.hostname or "eager")
+    return steps.shard_step(
+        job_id=job_id,
+        epoch=epoch,
+        shard=shard,
+        worker=self.request.hostname or "eager",
+        in_chord=self.request.chord is not None or bool(self.request.is_eager),
+    )
 
 
 @app.task(bind=True, base=TrainingTask, name="workers.aggregate_epoch")

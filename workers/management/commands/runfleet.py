@@ -188,6 +188,29 @@ class Command(BaseCommand):
                 ],
                 env,
             )
+        # The reconciler: beat schedules it, a small worker of its own runs it, so it
+        # never waits behind training tasks.
+        supervisor.start(
+            "control",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "tensorfleet_site",
+                "worker",
+                "-Q",
+                settings.TENSORFLEET_CONTROL_QUEUE,
+                "--concurrency",
+                "1",
+                "-n",
+                "control@%h",
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+        )
+        supervisor.start("beat", [py, "-m", "celery", "-A", "tensorfleet_site", "beat", "--loglevel", "INFO"], env)
         if not opts["no_flower"]:
             flower_env = {**env, "FLOWER_BASIC_AUTH": f"{username}:{password}"} if password else env
             supervisor.start(
@@ -221,7 +244,7 @@ class Command(BaseCommand):
             except OSError:
                 time.sleep(0.3)
                 continue
-            if len(replies) >= opts["workers"]:
+            if len(replies) >= opts["workers"] + 1:  # the training workers and the control worker
                 return
             time.sleep(0.3)
 
@@ -238,7 +261,7 @@ class Command(BaseCommand):
         if not opts["no_flower"]:
             lines.append(f"  Flower       http://{opts['host']}:{opts['flower_port']}/   (same login)")
         lines += [
-            f"  Workers      {opts['workers']} on queue(s) {opts['queues']}",
+            f"  Workers      {opts['workers']} on queue(s) {opts['queues']}, plus the reconciler (beat + control worker)",
             f"  Logs         {state / 'logs'}",
             f"  Token        {token}",
             f'  Try          curl -H "Authorization: Token {token}" {base}/api/v1/jobs',

@@ -1,0 +1,102 @@
+"""The reconciler: find work whose message was lost and dispatch it again.
+
+Run periodically by Celery beat (``jobs.reconcile`` on the ``control`` queue). Each
+rule looks only at the database and the broker, and every dispatch it makes is safe
+to duplicate: tasks claim their rows conditionally, aggregates record an epoch once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from jobs import broker, orchestration, services
+from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Task
+
+logger = logging.getLogger(__name__)
+
+
+def reconcile() -> dict[str, int]:
+    now = timezone.now()
+    actions: Counter[str] = Counter()
+    _stale_running_shards(now, actions)
+    _lost_queued_shards(now, actions)
+    _epochs_without_aggregate(now, actions)
+    _jobs_with_nothing_launched(now, actions)
+    if actions:
+        logger.warning("reconciler: %s", dict(actions))
+    return dict(actions)
+
+
+def _stale_running_shards(now, actions: Counter) -> None:
+    """A shard `running` whose worker stopped sending heartbeats: its worker died."""
+    cutoff = now - timedelta(seconds=settings.TENSORFLEET_HEARTBEAT_TIMEOUT)
+    stale = Task.objects.select_related("job").filter(
+        status=Status.RUNNING, job__status=Status.RUNNING, heartbeat_at__lt=cutoff
+    )
+    for task in stale:
+        if task.lost + 1 >= settings.TENSORFLEET_MAX_ATTEMPTS:
+            reason = (
+                f"shard {task.shard} of epoch {task.epoch} lost its worker {task.lost + 1} times "
+                f"(last on {task.worker or 'an unknown worker'})"
+            )
+            services.task_fail(
+                job_id=task.job_id, epoch=task.epoch, shard=task.shard, error=reason, error_class="worker_lost"
+            )
+            services.job_fail(job_id=task.job_id, reason=reason, error_class="worker_lost")
+            actions["failed_worker_lost"] += 1
+        elif orchestration.shard_redispatch(task, worker_lost=True):
+            logger.warning("shard %s: no heartbeat from %s since %s; sent again", task, task.worker, task.heartbeat_at)
+            actions["redispatched_stale"] += 1
+
+
+def _lost_queued_shards(now, actions: Counter) -> None:
+    """A shard `queued` whose message the broker no longer holds (e.g. Redis restarted empty)."""
+    cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
+    waiting = list(
+        Task.objects.select_related("job").filter(
+            status=Status.QUEUED, job__status__in=ACTIVE_STATUSES, dispatched_at__lt=cutoff
+        )
+    )
+    if not waiting:
+        return
+    pending = broker.pending_message_ids(sorted({t.job.queue for t in waiting}))
+    if pending is None:
+        return  # a broker we cannot look into: nothing to compare against
+    for task in waiting:
+        if task.celery_id not in pending and orchestration.shard_redispatch(task):
+            logger.warning("shard %s: its message is gone from the broker; sent again", task)
+            actions["redispatched_lost"] += 1
+
+
+def _epochs_without_aggregate(now, actions: Counter) -> None:
+    """Every shard of the current epoch succeeded a while ago, but the epoch is not recorded."""
+    cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
+    jobs = Job.objects.filter(status=Status.RUNNING, current_epoch__gt=0)
+    for job in jobs:
+        epoch = job.current_epoch
+        if EpochMetric.objects.filter(job=job, epoch=epoch).exists():
+            continue
+        stats = job.tasks.filter(epoch=epoch).aggregate(
+            total=Count("id"), done=Count("id", filter=Q(status=Status.SUCCEEDED)), last=Max("finished_at")
+        )
+        if stats["total"] == job.num_workers and stats["done"] == stats["total"] and stats["last"] < cutoff:
+            orchestration.aggregate_dispatch(job, epoch)
+            actions["aggregates_dispatched"] += 1
+
+
+def _jobs_with_nothing_launched(now, actions: Counter) -> None:
+    """A queued or running job whose next epoch was never sent (the broker was down then)."""
+    cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
+    jobs = Job.objects.filter(status__in=ACTIVE_STATUSES, updated_at__lt=cutoff)
+    for job in jobs:
+        next_epoch = job.completed_epochs + 1
+        if next_epoch > job.epochs or job.tasks.filter(epoch=next_epoch).exists():
+            continue
+        orchestration.epoch_launch(job.id, next_epoch)
+        actions["epochs_launched"] += 1
