@@ -7,8 +7,31 @@ configured to overwrite rather than rename).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from botocore.exceptions import ClientError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+
+
+class StorageUnavailable(ConnectionError):
+    """The object store answered with a server error (5xx): worth retrying."""
+
+
+@contextmanager
+def storage_errors():
+    """Turn S3's 5xx answers (a store starting up, overloaded) into a retriable error."""
+    try:
+        yield
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500 or exc.response.get("Error", {}).get("Code") in (
+            "InternalError",
+            "ServiceUnavailable",
+            "SlowDown",
+        ):
+            raise StorageUnavailable(str(exc)) from exc
+        raise
 
 
 class StorageKeyMismatch(RuntimeError):
@@ -16,19 +39,21 @@ class StorageKeyMismatch(RuntimeError):
 
 
 def blob_write(key: str, data: bytes) -> str:
-    name = default_storage.save(key, ContentFile(data))
+    with storage_errors():
+        name = default_storage.save(key, ContentFile(data))
     if name != key:
         raise StorageKeyMismatch(f"storage wrote {name!r} instead of {key!r}; enable overwriting")
     return name
 
 
 def blob_read(key: str) -> bytes:
-    with default_storage.open(key, "rb") as fh:
+    with storage_errors(), default_storage.open(key, "rb") as fh:
         return fh.read()
 
 
 def blob_delete(key: str) -> None:
-    default_storage.delete(key)
+    with storage_errors():
+        default_storage.delete(key)
 
 
 def job_prefix(job_id) -> str:

@@ -6,7 +6,7 @@ import hashlib
 
 from django.core.files.storage import default_storage
 
-from storage_app.blobs import blob_write, checkpoint_key, job_prefix
+from storage_app.blobs import blob_delete, blob_write, checkpoint_key, job_prefix
 from storage_app.models import Checkpoint
 
 
@@ -46,7 +46,7 @@ def checkpoints_prune(*, job) -> list[int]:
     dropped = []
     for c in checkpoints:
         if c.id not in keep:
-            default_storage.delete(c.file.name)
+            blob_delete(c.file.name)
             c.delete()
             dropped.append(c.epoch)
     return dropped

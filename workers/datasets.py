@@ -112,6 +112,7 @@ def _local_copy(dataset) -> Path:
     """The dataset's file in this worker's cache folder, fetched once and checked by sha256."""
     from django.conf import settings
 
+    from storage_app.blobs import storage_errors
     from storage_app.datasets import EXTENSIONS
 
     cache = Path(settings.STATE_DIR) / "cache" / "datasets"
@@ -121,7 +122,7 @@ def _local_copy(dataset) -> Path:
         return path
     digest = hashlib.sha256()
     tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    with dataset.file.open("rb") as src, open(tmp, "wb") as dst:
+    with storage_errors(), dataset.file.open("rb") as src, open(tmp, "wb") as dst:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             digest.update(chunk)
             dst.write(chunk)

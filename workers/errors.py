@@ -52,6 +52,13 @@ def classify(exc: BaseException) -> str:
     return USER_ERROR
 
 
+def is_broker_error(exc: BaseException) -> bool:
+    """Redis (broker and result backend) unreachable: nothing can be sent until it is back."""
+    from kombu.exceptions import OperationalError as KombuOperationalError
+
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | KombuOperationalError)
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

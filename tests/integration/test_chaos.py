@@ -161,15 +161,15 @@ def test_cancel_stops_within_seconds_and_resume_gives_the_same_weights(cluster, 
     reference = undisturbed_sha(cluster)
     job = cluster.submit()
     cluster.running_task(job, min_epoch=2)
-    started = time.monotonic()
     cluster.manage("cancel_job", str(job.id))
+    started = time.monotonic()  # the job is cancelled in the database from here
     wait_for(lambda: not Task.objects.filter(job=job, status=Status.RUNNING).exists(), timeout=5, what="shards to stop")
     stopped_after = time.monotonic() - started
     job.refresh_from_db()
     assert job.status == Status.CANCELLED and job.completed_epochs < 4
     time.sleep(1.5)  # nothing new starts while cancelled
     assert not Task.objects.filter(job=job, status=Status.RUNNING).exists()
-    assert stopped_after < 3
+    assert stopped_after < 2, f"running shards took {stopped_after:.1f}s to stop"
 
     cluster.manage("resume_job", str(job.id))
     job = cluster.wait(job)
