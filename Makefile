@@ -35,7 +35,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 bench: setup  ## platform vs plain PyTorch, written to BENCHMARKS.md
-	$(BIN)/python -m bench.run
+	$(BIN)/python manage.py benchmark
 
 clean:
 	rm -rf var .pytest_cache

@@ -75,19 +75,23 @@ def _lost_queued_shards(now, actions: Counter) -> None:
 
 
 def _epochs_without_aggregate(now, actions: Counter) -> None:
-    """Every shard of the current epoch succeeded a while ago, but the epoch is not recorded."""
+    """Every shard of an epoch succeeded a while ago, but the epoch is not recorded
+    (its aggregate's message or worker was lost)."""
     cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
-    jobs = Job.objects.filter(status=Status.RUNNING, current_epoch__gt=0)
-    for job in jobs:
-        epoch = job.current_epoch
-        if EpochMetric.objects.filter(job=job, epoch=epoch).exists():
+    for job in Job.objects.filter(status=Status.RUNNING, current_epoch__gt=0):
+        recorded = set(EpochMetric.objects.filter(job=job).values_list("epoch", flat=True))
+        missing = [e for e in range(1, job.current_epoch + 1) if e not in recorded]
+        if not missing:
             continue
-        stats = job.tasks.filter(epoch=epoch).aggregate(
-            total=Count("id"), done=Count("id", filter=Q(status=Status.SUCCEEDED)), last=Max("finished_at")
+        stats = (
+            job.tasks.filter(epoch__in=missing)
+            .values("epoch")
+            .annotate(total=Count("id"), done=Count("id", filter=Q(status=Status.SUCCEEDED)), last=Max("finished_at"))
         )
-        if stats["total"] == job.num_workers and stats["done"] == stats["total"] and stats["last"] < cutoff:
-            orchestration.aggregate_dispatch(job, epoch)
-            actions["aggregates_dispatched"] += 1
+        for row in stats:
+            if row["total"] == job.num_workers and row["done"] == row["total"] and row["last"] < cutoff:
+                orchestration.aggregate_dispatch(job, row["epoch"])
+                actions["aggregates_dispatched"] += 1
 
 
 def _jobs_with_nothing_launched(now, actions: Counter) -> None:

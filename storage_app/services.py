@@ -32,6 +32,8 @@ def checkpoints_to_keep(checkpoints: list[Checkpoint], keep_last: int) -> set[in
     (highest validation accuracy, earliest on a tie) and every final one."""
     epochs = sorted((c for c in checkpoints if c.kind == Checkpoint.Kind.EPOCH), key=lambda c: c.epoch)
     keep = {c.id for c in epochs[-keep_last:]} if keep_last > 0 else set()
+    # Not evaluated yet (its epoch is still being recorded): it may turn out to be the best.
+    keep |= {c.id for c in epochs if c.val_accuracy is None}
     scored = [c for c in epochs if c.val_accuracy is not None]
     if scored:
         keep.add(max(scored, key=lambda c: (c.val_accuracy, -c.epoch)).id)

@@ -55,7 +55,7 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
         return {"skipped": True}
     if claim.already_done:
         return {"key": claim.task.output_key}
-    job = Job.objects.select_related("dataset_ref").get(id=claim.task.job_id)
+    job = claim.task.job
     started = time.monotonic()
     device = _prepare(job)
     split = job_split(job)
@@ -99,7 +99,14 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
 
 
 def aggregate_step(*, job_id, epoch: int) -> dict:
-    """Average the epoch's shard weights, evaluate, checkpoint, and launch the next epoch."""
+    """Average the epoch's shard weights, checkpoint them, launch the next epoch, then
+    evaluate and record the epoch.
+
+    The next epoch starts from the checkpoint as soon as it is written: evaluation,
+    retention and bookkeeping overlap with its training instead of delaying it. A
+    duplicate of this step (a redelivery) is harmless: shards claim their rows, and
+    the epoch is recorded once.
+    """
     job = Job.objects.select_related("dataset_ref").filter(id=job_id).first()
     if job is None or EpochMetric.objects.filter(job=job, epoch=epoch).exists():
         return {"skipped": True}
@@ -114,20 +121,24 @@ def aggregate_step(*, job_id, epoch: int) -> dict:
     device = _prepare(job)
     samples = [t.samples for t in tasks]
     averaged = weighted_average([bytes_to_state(blob_read(t.output_key)) for t in tasks], samples)
+    data = checkpoint_bytes(averaged, job.model_config)
+    checkpoint = checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=data, val_accuracy=None)
+    launched = job.tasks.filter(epoch=epoch + 1).exists()  # by an earlier delivery of this step
+    if epoch < job.epochs and not launched and Job.objects.filter(id=job.id, status=Status.RUNNING).exists():
+        orchestration.epoch_launch(job.id, epoch + 1)
+
     model = build_model(job.model_type, job.input_shape, job.num_classes)
     model.load_state_dict(averaged)
     split = job_split(job)
     val_loss, val_accuracy = evaluate(model.to(device), split.x_val.to(device), split.y_val.to(device))
-
-    data = checkpoint_bytes(averaged, job.model_config)
-    checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=data, val_accuracy=val_accuracy)
+    Checkpoint.objects.filter(id=checkpoint.id).update(val_accuracy=val_accuracy)
     if epoch == job.epochs:
         checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.FINAL, data=data, val_accuracy=val_accuracy)
     checkpoints_prune(job=job)  # the newest epoch is always kept: the next epoch starts from it
 
     total = sum(samples)
     first_start = min(t.started_at for t in tasks)
-    next_epoch = services.epoch_record(
+    services.epoch_record(
         job_id=job.id,
         epoch=epoch,
         train_loss=sum(t.train_loss * t.samples for t in tasks) / total,
@@ -142,7 +153,5 @@ def aggregate_step(*, job_id, epoch: int) -> dict:
         blob_delete(t.output_key)
         if epoch > 1:
             blob_delete(shard_optimizer_key(job.id, epoch - 1, t.shard))
-    if next_epoch is not None:
-        orchestration.epoch_launch(job.id, next_epoch)
     logger.info("job %s epoch %s: val_accuracy %.4f", job.id, epoch, val_accuracy)
     return {"epoch": epoch, "val_accuracy": val_accuracy}
