@@ -39,3 +39,39 @@ bench: setup  ## platform vs plain PyTorch, written to BENCHMARKS.md
 
 clean:
 	rm -rf var .pytest_cache
+
+# --- Deployment (docker/ and k8s/; see docs/DEPLOY.md)
+IMAGE ?= tensorfleet
+TAG ?= latest
+K8S ?= k8s
+COMPOSE := docker compose -f docker/docker-compose.yml --env-file .env
+
+.PHONY: build push compose-up compose-down k8s-deploy k8s-delete logs
+
+.env:
+	cp .env.example .env
+
+build:  ## the CPU and CUDA images
+	docker build -f docker/Dockerfile --target cpu -t $(IMAGE):$(TAG) .
+	docker build -f docker/Dockerfile --target cuda -t $(IMAGE)-cuda:$(TAG) .
+
+push: build  ## IMAGE=registry/org/tensorfleet TAG=version
+	docker push $(IMAGE):$(TAG)
+	docker push $(IMAGE)-cuda:$(TAG)
+
+compose-up: .env  ## COMPOSE_PROFILES=gpu adds the GPU worker
+	TENSORFLEET_IMAGE=$(IMAGE) TENSORFLEET_TAG=$(TAG) $(COMPOSE) up -d --build
+
+compose-down: .env
+	$(COMPOSE) down
+
+k8s-deploy:  ## K8S=k8s/base on a cluster without KEDA; create the Secret first
+	kubectl -n tensorfleet delete job tensorfleet-migrate --ignore-not-found
+	kubectl kustomize $(K8S) | sed -e 's#registry.example.com/tensorfleet-cuda:latest#$(IMAGE)-cuda:$(TAG)#' -e 's#registry.example.com/tensorfleet:latest#$(IMAGE):$(TAG)#' | kubectl apply -f -
+	kubectl -n tensorfleet wait --for=condition=complete job/tensorfleet-migrate --timeout=15m
+
+k8s-delete:  ## deletes the namespace too: the Secret and the volume claims (data) included
+	kubectl delete -k $(K8S) --ignore-not-found
+
+logs: .env  ## compose logs; for Kubernetes: kubectl -n tensorfleet logs -f -l app.kubernetes.io/part-of=tensorfleet --prefix
+	$(COMPOSE) logs -f --tail=200
