@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from jobs import services
-from jobs.models import EpochMetric, Job, Task
+from jobs import services, sweeps
+from jobs.models import EpochMetric, Job, Sweep, Task
 
 
 class TaskInline(admin.TabularInline):
@@ -36,6 +36,8 @@ class JobAdmin(admin.ModelAdmin):
         "name",
         "owner",
         "status",
+        "sweep",
+        "trial_number",
         "progress_percent",
         "current_epoch",
         "epochs",
@@ -46,7 +48,7 @@ class JobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "model_type", "dataset", "queue", "created_at"]
     search_fields = ["id", "name", "owner__username"]
-    list_select_related = ["owner"]
+    list_select_related = ["owner", "sweep"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [EpochMetricInline, TaskInline]
@@ -80,3 +82,71 @@ class TaskAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class TrialInline(admin.TabularInline):
+    model = Job
+    fk_name = "sweep"
+    verbose_name, verbose_name_plural = "trial", "trials"
+    extra = 0
+    can_delete = False
+    fields = [
+        "trial_number",
+        "status",
+        "error",
+        "completed_epochs",
+        "epochs",
+        "learning_rate",
+        "batch_size",
+        "val_accuracy",
+        "val_loss",
+        "finished_at",
+    ]
+    readonly_fields = fields
+    ordering = ["trial_number"]
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "name",
+        "owner",
+        "status",
+        "search",
+        "trials_started",
+        "max_trials",
+        "max_concurrent",
+        "metric",
+        "best_metric",
+        "created_at",
+    ]
+    list_filter = ["status", "search", "created_at"]
+    search_fields = ["id", "name", "owner__username"]
+    list_select_related = ["owner"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Sweep._meta.fields]
+    inlines = [TrialInline]
+    actions = ["cancel_sweeps"]
+
+    @admin.display(description="started")
+    def trials_started(self, sweep: Sweep) -> int:
+        return sweep.trials.count()
+
+    def has_add_permission(self, request):
+        return False  # sweeps are submitted through the API or `manage.py submit_sweep`
+
+    @admin.action(description="Cancel selected sweeps (and their running trials)")
+    def cancel_sweeps(self, request, queryset):
+        cancelled = 0
+        for sweep in queryset:
+            try:
+                sweeps.sweep_cancel(sweep=sweep)
+                cancelled += 1
+            except sweeps.SweepNotActive:
+                pass
+        self.message_user(request, f"{cancelled} sweep(s) cancelled.", messages.SUCCESS)

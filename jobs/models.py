@@ -49,6 +49,10 @@ class Job(models.Model):
     keep_checkpoints = models.PositiveIntegerField(default=3, help_text="epoch checkpoints kept besides best and final")
     input_shape = models.JSONField()
     num_classes = models.PositiveIntegerField()
+    sweep = models.ForeignKey(
+        "Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="trials", help_text="a sweep's trial"
+    )
+    trial_number = models.PositiveIntegerField(null=True, blank=True, help_text="1-based, within its sweep")
 
     # Where it stands.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -77,6 +81,9 @@ class Job(models.Model):
             models.Index(fields=["owner", "-created_at"]),
             models.Index(fields=["owner", "status", "-created_at"]),
             models.Index(fields=["status"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["sweep", "trial_number"], name="job_unique_sweep_trial_number"),
         ]
 
     def __str__(self) -> str:
@@ -145,3 +152,54 @@ class EpochMetric(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id} epoch {self.epoch}"
+
+
+class Sweep(models.Model):
+    """A hyperparameter search: trials are ordinary Jobs (``Job.sweep``), at most
+    ``max_concurrent`` of them active at a time, the weak ones stopped early (jobs/asha.py).
+    The scheduling lives in jobs/sweeps.py."""
+
+    class Search(models.TextChoices):
+        GRID = "grid", "grid"
+        RANDOM = "random", "random"
+
+    class Mode(models.TextChoices):
+        MAX = "max", "max"
+        MIN = "min", "min"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sweeps")
+    name = models.CharField(max_length=200, blank=True)
+
+    # The spec.
+    base = models.JSONField(default=dict, help_text="job fields every trial shares")
+    space = models.JSONField(help_text="field -> choice, uniform, log_uniform, int_uniform or a fixed value")
+    search = models.CharField(max_length=16, choices=Search.choices, default=Search.RANDOM)
+    max_trials = models.PositiveIntegerField(help_text="trial budget")
+    max_concurrent = models.PositiveIntegerField(help_text="trials queued or running at once, at most")
+    metric = models.CharField(max_length=32, default="val_accuracy")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.MAX)
+    early_stopping = models.JSONField(null=True, blank=True, help_text='e.g. {"type": "asha", ...}; null: none')
+    seed = models.BigIntegerField(default=0, help_text="seeds the sampling of the trials")
+
+    # Where it stands.
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    best_trial = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    best_metric = models.FloatField(null=True, blank=True, help_text="the best trial's metric at its last epoch")
+    error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'sweep'} ({self.id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES

@@ -31,11 +31,15 @@ def job_launch(job_id) -> None:
 
 
 def epoch_launch(job_id, epoch: int) -> None:
-    """Create the epoch's Task rows and send its chord (shards in parallel, then aggregate)."""
-    job = Job.objects.filter(id=job_id).first()
-    if job is None or job.status not in (Status.QUEUED, Status.RUNNING):
-        return
+    """Create the epoch's Task rows and send its chord (shards in parallel, then aggregate).
+
+    The job's row stays locked while its Task rows are made: a cancel committing meanwhile
+    waits, then cancels them too, instead of leaving them queued for a job that has ended
+    (no shard would ever claim them)."""
     with transaction.atomic():
+        job = Job.objects.select_for_update().filter(id=job_id, status__in=(Status.QUEUED, Status.RUNNING)).first()
+        if job is None:
+            return
         ids = services.epoch_tasks_dispatch(job=job, epoch=epoch)
     # A shard that already succeeded is sent too (it answers at once) so the chord counts it.
     header = [

@@ -28,6 +28,7 @@ def reconcile() -> dict[str, int]:
     _lost_queued_shards(now, actions)
     _epochs_without_aggregate(now, actions)
     _jobs_with_nothing_launched(now, actions)
+    _sweeps_with_free_slots(actions)
     if actions:
         logger.warning("reconciler: %s", dict(actions))
     return dict(actions)
@@ -104,3 +105,13 @@ def _jobs_with_nothing_launched(now, actions: Counter) -> None:
             continue
         orchestration.epoch_launch(job.id, next_epoch)
         actions["epochs_launched"] += 1
+
+
+def _sweeps_with_free_slots(actions: Counter) -> None:
+    """A running sweep with a free slot: the end hook of one of its trials was lost (its
+    worker died right after the trial ended). Starts the next trials, or finishes the sweep."""
+    from jobs import sweeps
+
+    started = sweeps.sweeps_reconcile()
+    if started:
+        actions["sweep_trials_started"] += started

@@ -131,6 +131,7 @@ class JobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True)
     dataset_id = serializers.UUIDField(source="dataset_ref_id", read_only=True, allow_null=True)
     traceback = serializers.CharField(source="error_detail", read_only=True)
+    sweep = serializers.UUIDField(source="sweep_id", read_only=True, allow_null=True, help_text="set on sweep trials")
 
     class Meta:
         model = Job
@@ -169,6 +170,8 @@ class JobSerializer(serializers.ModelSerializer):
             "error",
             "error_class",
             "traceback",
+            "sweep",
+            "trial_number",
         ]
         read_only_fields = fields
 

@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Task
+from monitoring_app import metrics
 from workers.catalog import BUILTIN_DATASETS
 from workers.devices import default_threads
 
@@ -70,14 +71,15 @@ def job_create(*, owner, spec: dict) -> Job:
     return job
 
 
-def job_cancel(*, job: Job) -> Job:
+def job_cancel(*, job: Job, reason: str = "") -> Job:
     """Stop a queued or running job: no new epoch starts, queued shards are revoked,
-    and running shards stop at their next cancellation check."""
-    from jobs import orchestration
+    and running shards stop at their next cancellation check. ``reason`` goes to
+    ``error`` (a sweep's early stop says "early-stopped"); checkpoints stay."""
+    from jobs import orchestration, sweeps
 
     with transaction.atomic():
         updated = Job.objects.filter(id=job.id, status__in=ACTIVE_STATUSES).update(
-            status=Status.CANCELLED, finished_at=timezone.now()
+            status=Status.CANCELLED, finished_at=timezone.now(), error=reason
         )
         if not updated:
             job.refresh_from_db()
@@ -86,6 +88,8 @@ def job_cancel(*, job: Job) -> Job:
         Task.objects.filter(job=job, status=Status.QUEUED).update(status=Status.CANCELLED)
         transaction.on_commit(lambda: orchestration.revoke([cid for cid in queued if cid]))
     job.refresh_from_db()
+    if job.sweep_id:  # a sweep trial ended: its sweep starts the next ones
+        sweeps.on_trial_finished(job.id)
     return job
 
 
@@ -112,6 +116,9 @@ def job_fail(*, job_id, reason: str, detail: str = "", error_class: str = "") ->
     )
     if updated:
         logger.warning("job %s failed: %s", job_id, reason)
+        from jobs import sweeps
+
+        sweeps.on_trial_finished(job_id)  # a no-op unless the job is a sweep trial
     return bool(updated)
 
 
@@ -145,7 +152,9 @@ class Claim:
 def task_claim(*, job_id, epoch: int, shard: int, worker: str) -> Claim | None:
     """Take a shard for this delivery. None: nothing to do (job ended, task ended or
     claimed by a newer delivery). ``already_done``: an earlier delivery finished it."""
-    task = Task.objects.select_related("job").filter(job_id=job_id, epoch=epoch, shard=shard).first()
+    task = (
+        Task.objects.select_related("job", "job__dataset_ref").filter(job_id=job_id, epoch=epoch, shard=shard).first()
+    )
     if task is None or task.job.status not in ACTIVE_STATUSES:
         return None
     if task.status == Status.SUCCEEDED:
@@ -160,8 +169,12 @@ def task_claim(*, job_id, epoch: int, shard: int, worker: str) -> Claim | None:
     )
     if not won:
         return None
-    Job.objects.filter(id=job_id, status=Status.QUEUED).update(status=Status.RUNNING, started_at=now)
-    task.refresh_from_db()
+    if task.job.status == Status.QUEUED:
+        Job.objects.filter(id=job_id, status=Status.QUEUED).update(status=Status.RUNNING, started_at=now)
+        task.job.status = Status.RUNNING
+    task.status, task.attempts, task.worker, task.started_at, task.heartbeat_at = (
+        Status.RUNNING, attempt, worker[:200], now, now,
+    )  # fmt: skip
     return Claim(task=task, attempt=attempt)
 
 
@@ -178,6 +191,10 @@ def task_complete(*, claim: Claim, output_key: str, samples: int, train_loss: fl
         )
         if updated:
             Job.objects.filter(id=claim.task.job_id).update(completed_tasks=F("completed_tasks") + 1)
+            transaction.on_commit(
+                lambda: metrics.shard_succeeded(job_id=claim.task.job_id, samples=samples, duration_s=duration_s),
+                robust=True,  # a metrics error is logged, never fails a shard whose row is written
+            )
     return bool(updated)
 
 
@@ -257,16 +274,17 @@ def job_resume(*, job: Job) -> int:
 
 def epoch_record(
     *, job_id, epoch: int, train_loss: float, val_loss: float, val_accuracy: float, samples: int, duration_s: float
-) -> int | None:
-    """Record an epoch's metrics once and move the job on.
+) -> bool:
+    """Record an epoch's metrics once; the job succeeds when its every epoch is recorded.
 
-    Returns the next epoch to launch, or None (job finished, cancelled, or this
-    epoch was already recorded by an earlier delivery).
+    Epochs are launched before the previous one is evaluated, so records can arrive
+    out of order: the job's latest metrics follow the highest epoch recorded.
+    Returns False when this epoch was already recorded (a duplicate delivery).
     """
     with transaction.atomic():
         job = Job.objects.select_for_update().get(id=job_id)
         if EpochMetric.objects.filter(job=job, epoch=epoch).exists():
-            return None
+            return False
         EpochMetric.objects.create(
             job=job,
             epoch=epoch,
@@ -277,17 +295,14 @@ def epoch_record(
             samples_per_s=samples / duration_s if duration_s > 0 else 0.0,
             duration_s=duration_s,
         )
+        if epoch >= job.completed_epochs:
+            job.train_loss, job.val_loss, job.val_accuracy = train_loss, val_loss, val_accuracy
         job.completed_epochs = max(job.completed_epochs, epoch)
-        job.train_loss, job.val_loss, job.val_accuracy = train_loss, val_loss, val_accuracy
         if job.best_val_accuracy is None or val_accuracy > job.best_val_accuracy:
             job.best_val_accuracy = val_accuracy
-        next_epoch = None
-        if job.status == Status.RUNNING:
-            if epoch >= job.epochs:
-                job.status = Status.SUCCEEDED
-                job.finished_at = timezone.now()
-            else:
-                next_epoch = epoch + 1
+        if job.status == Status.RUNNING and EpochMetric.objects.filter(job=job).count() >= job.epochs:
+            job.status = Status.SUCCEEDED
+            job.finished_at = timezone.now()
         job.save(
             update_fields=[
                 "completed_epochs",
@@ -300,4 +315,8 @@ def epoch_record(
                 "updated_at",
             ]
         )
-    return next_epoch
+    if job.sweep_id and job.status == Status.SUCCEEDED:  # a sweep trial ended: its sweep goes on
+        from jobs import sweeps
+
+        sweeps.on_trial_finished(job.id)
+    return True

@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from jobs.apis import JobViewSet
+from jobs.sweep_apis import SweepViewSet
 from storage_app.apis import DatasetViewSet
 
 
@@ -16,6 +17,7 @@ class OptionalSlashRouter(DefaultRouter):
 
 router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
+router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("datasets", DatasetViewSet, basename="dataset")
 
 urlpatterns = router.urls

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from here, not a CDN
+    "django_prometheus",
     "jobs",
     "workers",
     "storage_app",
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times the whole stack (requests, latencies, responses).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (admin, API docs) under gunicorn
     "corsheaders.middleware.CorsMiddleware",
@@ -57,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "tensorfleet_site.urls"
@@ -243,6 +247,19 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(STATE_DIR / "celerybeat-schedule")
+
+# --- Monitoring (monitoring_app; docs/OBSERVABILITY.md) -------------------------------
+# Bearer token that guards the API's /metrics (`Authorization: Bearer <token>`); open
+# when unset, for a scrape over a private network. May come from METRICS_TOKEN_FILE.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Port of each Celery worker's Prometheus exporter (0: none). Two workers on one machine
+# need a port each (runfleet gives base + i); a pod or container has its own.
+TENSORFLEET_WORKER_METRICS_PORT = env_int("TENSORFLEET_WORKER_METRICS_PORT", 0)
+TENSORFLEET_WORKER_METRICS_ADDRESS = env_str("TENSORFLEET_WORKER_METRICS_ADDRESS", "0.0.0.0")
+# Seconds /api/v1/ready waits for its checks (database, broker, storage, run at once);
+# below the readiness probe's timeout (5 s in k8s and compose).
+TENSORFLEET_READY_TIMEOUT = float(env_str("TENSORFLEET_READY_TIMEOUT", "2"))
+# --- end of Monitoring ---------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

@@ -183,9 +183,19 @@ class CeleryWorker:
 
     ready_marker = b"ready."
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, queues: str = "cpu", concurrency: int = 1):
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        queues: str = "cpu",
+        concurrency: int = 1,
+        metrics_port: int = 0,
+    ):
         self.name = name
-        self.env = env
+        # Its Prometheus exporter (0: none): a port of its own, as every worker on one machine needs.
+        self.metrics_port = metrics_port
+        self.env = {**env, "TENSORFLEET_WORKER_METRICS_PORT": str(metrics_port)}
         self.queues = queues
         self.concurrency = concurrency
         self.log_path = log_dir / f"{name}.log"
@@ -225,6 +235,10 @@ class CeleryWorker:
                 return self.ready_marker in fh.read()
 
         wait_for(ready, timeout=timeout, interval=0.2, what=f"{self.name} to be ready")
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def log_tail(self, lines: int = 60) -> str:
         try:

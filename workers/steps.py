@@ -9,7 +9,7 @@ import torch
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import orchestration, services
+from jobs import orchestration, services, sweeps
 from jobs.models import EpochMetric, Job, Status
 from storage_app.blobs import blob_delete, blob_read, blob_write, shard_optimizer_key, shard_weights_key
 from storage_app.models import Checkpoint
@@ -99,13 +99,11 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
 
 
 def aggregate_step(*, job_id, epoch: int) -> dict:
-    """Average the epoch's shard weights, checkpoint them, launch the next epoch, then
-    evaluate and record the epoch.
+    """Average the epoch's shard weights, checkpoint and evaluate them, launch the next
+    epoch, then record this one.
 
-    The next epoch starts from the checkpoint as soon as it is written: evaluation,
-    retention and bookkeeping overlap with its training instead of delaying it. A
-    duplicate of this step (a redelivery) is harmless: shards claim their rows, and
-    the epoch is recorded once.
+    A duplicate of this step (a redelivery) is harmless: shards claim their rows, the
+    next epoch is launched once, and the epoch is recorded once.
     """
     job = Job.objects.select_related("dataset_ref").filter(id=job_id).first()
     if job is None or EpochMetric.objects.filter(job=job, epoch=epoch).exists():
@@ -121,17 +119,20 @@ def aggregate_step(*, job_id, epoch: int) -> dict:
     device = _prepare(job)
     samples = [t.samples for t in tasks]
     averaged = weighted_average([bytes_to_state(blob_read(t.output_key)) for t in tasks], samples)
-    data = checkpoint_bytes(averaged, job.model_config)
-    checkpoint = checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=data, val_accuracy=None)
-    launched = job.tasks.filter(epoch=epoch + 1).exists()  # by an earlier delivery of this step
-    if epoch < job.epochs and not launched and Job.objects.filter(id=job.id, status=Status.RUNNING).exists():
-        orchestration.epoch_launch(job.id, epoch + 1)
-
     model = build_model(job.model_type, job.input_shape, job.num_classes)
     model.load_state_dict(averaged)
     split = job_split(job)
     val_loss, val_accuracy = evaluate(model.to(device), split.x_val.to(device), split.y_val.to(device))
-    Checkpoint.objects.filter(id=checkpoint.id).update(val_accuracy=val_accuracy)
+    data = checkpoint_bytes(averaged, job.model_config)
+    checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=data, val_accuracy=val_accuracy)
+    # The next epoch starts once this one is evaluated, not during: on a machine whose
+    # cores the shards already use, evaluating beside them oversubscribes torch's
+    # threads and slows both (measured: 10x slower shards on 2 cores). Retention and
+    # bookkeeping below are single-threaded and overlap with the next epoch's start.
+    launched = job.tasks.filter(epoch=epoch + 1).exists()  # by an earlier delivery of this step
+    held = not launched and sweeps.next_epoch_held(job, epoch)  # a sweep trial at a rung: launched once judged
+    if epoch < job.epochs and not (launched or held) and Job.objects.filter(id=job.id, status=Status.RUNNING).exists():
+        orchestration.epoch_launch(job.id, epoch + 1)
     if epoch == job.epochs:
         checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.FINAL, data=data, val_accuracy=val_accuracy)
     checkpoints_prune(job=job)  # the newest epoch is always kept: the next epoch starts from it
@@ -147,6 +148,8 @@ def aggregate_step(*, job_id, epoch: int) -> dict:
         samples=total,
         duration_s=(timezone.now() - first_start).total_seconds(),
     )
+    if job.sweep_id and sweeps.on_epoch_recorded(job.id, epoch) and held:
+        orchestration.epoch_launch(job.id, epoch + 1)  # early stopping let it go on
     # Shard weights are folded into the checkpoint; the previous epoch's optimiser
     # states have been read by every shard of this one.
     for t in tasks:

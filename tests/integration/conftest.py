@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 
 from tests.factories import UserFactory
-from tests.processes import CeleryWorker, S3Server, wait_for
+from tests.processes import CeleryWorker, S3Server, free_ports, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,9 +89,13 @@ def worker_env(django_db_setup, broker_url, s3_server, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def workers(worker_env, tmp_path_factory):
-    """Two worker processes, one task at a time each, on the cpu queue."""
+    """Two worker processes, one task at a time each, on the cpu queue, each with its
+    Prometheus exporter on a port of its own."""
     log_dir = tmp_path_factory.mktemp("worker-logs")
-    pool = [CeleryWorker(f"w{i}", worker_env, log_dir) for i in (1, 2)]
+    ports = free_ports(2)
+    pool = [
+        CeleryWorker(f"w{i}", worker_env, log_dir, metrics_port=port) for i, port in zip((1, 2), ports, strict=True)
+    ]
     for w in pool:
         w.start(wait=False)
     for w in pool:

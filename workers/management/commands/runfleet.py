@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 import urllib.request
@@ -23,6 +24,7 @@ from tensorfleet_site.celery import app as celery_app
 from tensorfleet_site.fleet import Supervisor
 
 DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "digits", "num_workers": 2}
+DEFAULT_WORKER_METRICS_PORT = 9808
 
 
 class Command(BaseCommand):
@@ -39,6 +41,14 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000, help="API port")
         parser.add_argument("--flower-port", type=int, default=5555)
         parser.add_argument("--no-flower", action="store_true")
+        parser.add_argument(
+            "--worker-metrics-port",
+            type=int,
+            default=None,
+            help="Prometheus exporter port of the first worker; each next worker, then the control worker, "
+            f"takes the next port (default {DEFAULT_WORKER_METRICS_PORT}, or free ports if those are taken; "
+            "0: no exporters)",
+        )
         parser.add_argument("--redis-port", type=int, default=6379, help="port of the embedded Redis")
         parser.add_argument(
             "--no-embedded", action="store_true", help="start no Redis of its own even if none is configured"
@@ -58,6 +68,7 @@ class Command(BaseCommand):
             raise CommandError("--workers: must be at least 1")
         if opts["demo_epochs"] < 1:
             raise CommandError("--demo-epochs: must be at least 1")
+        metrics_ports = self._metrics_ports(opts)
         for option in ("port", "flower_port", "redis_port"):
             if embedded.port_in_use(opts["host"], opts[option]) and not (
                 option == "redis_port" and embedded.redis_answers("127.0.0.1", opts[option])
@@ -81,9 +92,10 @@ class Command(BaseCommand):
             if settings.AWS_STORAGE_BUCKET_NAME:
                 call_command("ensure_buckets")
             username, password, token = self._admin(state)
-            self._start(supervisor, opts, env, state, username, password)
+            flower_auth, flower_login = self._flower_login(state, username, password)
+            self._start(supervisor, opts, env, state, flower_auth, metrics_ports)
             self._wait_ready(supervisor, opts, stop)
-            self._banner(opts, username, password, token, state)
+            self._banner(opts, username, password, token, state, flower_login, metrics_ports)
             if opts["demo"] and not stop["now"]:
                 job = self._demo(opts, username)
                 code = 0 if job.status == "succeeded" else 1
@@ -141,10 +153,67 @@ class Command(BaseCommand):
         token, _ = Token.objects.get_or_create(user=user)
         return user.get_username(), password, token.key
 
+    def _flower_login(self, state: Path, username: str, password: str | None) -> tuple[str, str]:
+        """Flower's basic auth (user:password) and how the banner describes it. Flower never
+        runs open: FLOWER_BASIC_AUTH when set, else the admin's login, else a password of its
+        own kept in the state folder (the admin's is unknown when the user was made elsewhere)."""
+        if os.environ.get("FLOWER_BASIC_AUTH"):
+            return os.environ["FLOWER_BASIC_AUTH"], "login from FLOWER_BASIC_AUTH"
+        if password:
+            return f"{username}:{password}", "same login"
+        secret_file = state / "flower-password.txt"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(12) + "\n")
+            secret_file.chmod(0o600)
+        return f"flower:{secret_file.read_text().strip()}", f"user flower, password in {secret_file}"
+
+    def _metrics_ports(self, opts) -> list[int]:
+        """Exporter ports of the training workers, then of the control worker ([] for none).
+        Workers on one machine cannot share a port, so each gets its own."""
+        count = opts["workers"] + 1
+        base = opts["worker_metrics_port"]
+        if base == 0:
+            return []
+        if base is not None:
+            if not 0 < base <= 65536 - count:
+                raise CommandError(f"--worker-metrics-port: must be between 1 and {65536 - count}")
+            busy = [p for p in range(base, base + count) if embedded.port_in_use(opts["host"], p)]
+            if busy:
+                raise CommandError(f"--worker-metrics-port: port(s) {', '.join(map(str, busy))} already in use")
+            return list(range(base, base + count))
+        ports = list(range(DEFAULT_WORKER_METRICS_PORT, DEFAULT_WORKER_METRICS_PORT + count))
+        if not any(embedded.port_in_use(opts["host"], p) for p in ports):
+            return ports
+        # The default range is taken (another fleet?): let the system choose free ports.
+        sockets = [socket.socket() for _ in range(count)]
+        try:
+            for sock in sockets:
+                sock.bind((opts["host"], 0))
+            return [sock.getsockname()[1] for sock in sockets]
+        finally:
+            for sock in sockets:
+                sock.close()
+
     def _start(
-        self, supervisor: Supervisor, opts, env: dict[str, str], state: Path, username: str, password: str | None
+        self,
+        supervisor: Supervisor,
+        opts,
+        env: dict[str, str],
+        state: Path,
+        flower_auth: str,
+        metrics_ports: list[int],
     ):
         py = sys.executable
+
+        def worker_env(index: int) -> dict[str, str]:
+            """The broker, and the worker's own exporter port (0: none)."""
+            port = metrics_ports[index] if metrics_ports else 0
+            return {
+                **env,
+                "TENSORFLEET_WORKER_METRICS_PORT": str(port),
+                "TENSORFLEET_WORKER_METRICS_ADDRESS": opts["host"],
+            }
+
         supervisor.start(
             "api",
             [
@@ -186,7 +255,7 @@ class Command(BaseCommand):
                     "--loglevel",
                     "INFO",
                 ],
-                env,
+                worker_env(i - 1),
             )
         # The reconciler: beat schedules it, a small worker of its own runs it, so it
         # never waits behind training tasks.
@@ -208,11 +277,11 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
             ],
-            env,
+            worker_env(opts["workers"]),
         )
         supervisor.start("beat", [py, "-m", "celery", "-A", "tensorfleet_site", "beat", "--loglevel", "INFO"], env)
         if not opts["no_flower"]:
-            flower_env = {**env, "FLOWER_BASIC_AUTH": f"{username}:{password}"} if password else env
+            flower_env = {**env, "FLOWER_BASIC_AUTH": flower_auth}
             supervisor.start(
                 "flower",
                 [
@@ -233,13 +302,14 @@ class Command(BaseCommand):
 
     def _wait_ready(self, supervisor: Supervisor, opts, stop, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
-        health = f"http://{opts['host']}:{opts['port']}/api/v1/health"
+        # Readiness: 200 once the API reaches the database, the broker and storage (a 503 is an OSError).
+        ready = f"http://{opts['host']}:{opts['port']}/api/v1/ready"
         while not stop["now"]:
             supervisor.check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the fleet was not ready after {timeout:.0f}s; logs in {supervisor.log_dir}")
             try:
-                urllib.request.urlopen(health, timeout=1).read()
+                urllib.request.urlopen(ready, timeout=5).read()
                 replies = celery_app.control.ping(timeout=0.5) or []
             except OSError:
                 time.sleep(0.3)
@@ -248,7 +318,16 @@ class Command(BaseCommand):
                 return
             time.sleep(0.3)
 
-    def _banner(self, opts, username: str, password: str | None, token: str, state: Path) -> None:
+    def _banner(
+        self,
+        opts,
+        username: str,
+        password: str | None,
+        token: str,
+        state: Path,
+        flower_login: str,
+        metrics_ports: list[int],
+    ) -> None:
         base = f"http://{opts['host']}:{opts['port']}"
         login = f"user {username}, password {password}" if password else f"user {username} (your existing password)"
         lines = [
@@ -259,7 +338,20 @@ class Command(BaseCommand):
             f"  Admin        {base}/admin/   ({login}; kept in {state / 'admin-password.txt'})",
         ]
         if not opts["no_flower"]:
-            lines.append(f"  Flower       http://{opts['host']}:{opts['flower_port']}/   (same login)")
+            flower = f"http://{opts['host']}:{opts['flower_port']}"
+            lines.append(f"  Flower       {flower}/   ({flower_login}); its metrics at {flower}/metrics")
+        guarded = "; Authorization: Bearer $METRICS_TOKEN" if settings.METRICS_TOKEN else ""
+        lines += [
+            f"  Health       {base}/api/v1/health   readiness {base}/api/v1/ready",
+            f"  Overview     {base}/api/v1/overview   (with the token below)",
+            f"  Metrics      {base}/metrics   (Prometheus{guarded})",
+        ]
+        if metrics_ports:
+            names = [f"worker-{i}" for i in range(1, opts["workers"] + 1)] + ["control"]
+            exporters = ", ".join(
+                f"{name} http://{opts['host']}:{port}/metrics" for name, port in zip(names, metrics_ports, strict=True)
+            )
+            lines.append(f"  Exporters    {exporters}")
         lines += [
             f"  Workers      {opts['workers']} on queue(s) {opts['queues']}, plus the reconciler (beat + control worker)",
             f"  Logs         {state / 'logs'}",

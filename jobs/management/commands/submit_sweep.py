@@ -1,0 +1,131 @@
+"""Submit a hyperparameter sweep from a JSON or YAML file, as POST /api/v1/sweeps does;
+--watch follows its trials to the end."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import CommandError
+
+from jobs import sweeps
+from jobs.management.commands._common import JobCommand, first_error_line, get_owner
+from jobs.models import FINAL_STATUSES, Job, Sweep
+from jobs.sweep_serializers import SweepCreateSerializer
+
+
+def load_spec(path: str) -> dict:
+    """The file's object: JSON, or YAML (by a .yaml/.yml suffix, or when it is not JSON)."""
+    import yaml  # PyYAML comes with drf-spectacular
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        if Path(path).suffix.lower() in (".yaml", ".yml"):
+            spec = yaml.safe_load(text)
+        else:
+            try:
+                spec = json.loads(text)
+            except json.JSONDecodeError:
+                spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CommandError(f"{path} is neither JSON nor YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise CommandError(f"{path} must hold one object (the sweep spec), not {type(spec).__name__}")
+    return spec
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def trial_line(job: Job, sweep: Sweep) -> str:
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in sweeps.trial_params(job, sweep).items())
+    line = f"trial {job.trial_number} ({params}): {job.status}"
+    if job.error:
+        line += f" ({job.error})"
+    if job.completed_epochs:
+        line += f", epoch {job.completed_epochs}/{job.epochs}, {sweep.metric} {_fmt(getattr(job, sweep.metric))}"
+    return line
+
+
+def watch_sweep(sweep_id, *, out, poll_s: float = 1.0) -> Sweep:
+    """Print a line whenever a trial starts, ends or records an epoch; return the sweep once it has ended."""
+    seen: dict = {}
+    while True:
+        sweep = Sweep.objects.get(id=sweep_id)
+        for job in Job.objects.filter(sweep=sweep).order_by("trial_number"):
+            state = (job.status, job.completed_epochs)
+            if seen.get(job.id) != state:
+                seen[job.id] = state
+                out.write(trial_line(job, sweep) + "\n")
+                out.flush()
+        if sweep.status in FINAL_STATUSES:
+            return sweep
+        time.sleep(poll_s)
+
+
+class Command(JobCommand):
+    help = (
+        "Submit a hyperparameter sweep from a JSON or YAML file (the body of POST /api/v1/sweeps; '-' reads "
+        "stdin). --watch prints the trials as they go and exits 0 only if the sweep succeeds."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="the sweep spec: .json, .yaml/.yml, or '-' for stdin")
+        parser.add_argument("--owner", help="username (default: the first superuser)")
+        parser.add_argument("--watch", action="store_true", help="follow the trials; exit 0 only if the sweep succeeds")
+        parser.add_argument("--json", action="store_true", help="print the sweep as JSON")
+
+    def handle(self, *args, **opts):
+        data = load_spec(opts["file"])
+        spec = SweepCreateSerializer(data=data, context={"owner": get_owner(opts["owner"])})
+        if not spec.is_valid():
+            raise CommandError(first_error_line(_flatten(spec.errors)))
+        sweep = sweeps.sweep_create(owner=get_owner(opts["owner"]), spec=spec.validated_data)
+        if opts["json"]:
+            from jobs.sweep_serializers import SweepDetailSerializer
+
+            self.stdout.write(json.dumps(SweepDetailSerializer(sweep, context={"request": None}).data, default=str))
+        else:
+            self.stdout.write(
+                f"submitted sweep {sweep.id}: {sweep.max_trials} trials, {sweep.max_concurrent} at a time, "
+                f"{sweep.search} search on {sweep.metric} ({sweep.mode})"
+            )
+        if not opts["watch"]:
+            return
+        sweep = watch_sweep(sweep.id, out=self.stdout)
+        best = sweep.best_trial
+        if best is not None:
+            self.stdout.write(
+                f"best: trial {best.trial_number} (job {best.id}), {sweep.metric} {sweep.best_metric:.4f}\n"
+                f"  spec: {json.dumps(sweeps.trial_spec(best), default=str)}"
+            )
+            checkpoint = best.checkpoints.order_by("-kind", "-epoch").first()
+            if checkpoint is not None:
+                self.stdout.write(
+                    f"  checkpoint: epoch {checkpoint.epoch} ({checkpoint.kind}) sha256 {checkpoint.sha256} — "
+                    f"manage.py download_checkpoint {best.id}"
+                )
+        code = {"succeeded": 0, "failed": 1, "cancelled": 2}.get(sweep.status, 3)
+        if code == 0:
+            self.stdout.write(self.style.SUCCESS(f"sweep {sweep.id} succeeded"))
+            return
+        raise CommandError(
+            f"sweep {sweep.id} {sweep.status}" + (f": {sweep.error}" if sweep.error else ""), returncode=code
+        )
+
+
+def _flatten(errors: dict, prefix: str = "") -> dict:
+    """{"space": {"learning_rate": [...]}} -> {"space.learning_rate": [...]} for one line per field."""
+    flat = {}
+    for field, messages in errors.items():
+        if isinstance(messages, dict):
+            flat.update(_flatten(messages, f"{prefix}{field}."))
+        else:
+            flat[f"{prefix}{field}"] = messages
+    return flat

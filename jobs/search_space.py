@@ -1,0 +1,157 @@
+"""Search spaces of hyperparameter sweeps: their syntax, validation and seeded sampling.
+
+A space maps a job field to what the trials try for it::
+
+    {"learning_rate": {"log_uniform": [1e-4, 1e-1]},   # log-uniform in [low, high)
+     "momentum": {"uniform": [0.0, 0.9]},               # uniform in [low, high)
+     "num_workers": {"int_uniform": [1, 4]},            # an integer in [low, high], both included
+     "batch_size": {"choice": [16, 32, 64]},            # one of the values
+     "optimizer": "sgd"}                                # a fixed value
+
+Random search samples trial ``n`` from its own generator seeded by (sweep seed, n), so
+the same space and seed give the same trials, in any order and on any machine. Grid
+search takes the cartesian product of the ``choice`` lists and fixed values, in the
+order the values are listed, with fields in alphabetical order.
+
+Pure functions: no database, no Django.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int_uniform")
+CONTINUOUS = ("uniform", "log_uniform", "int_uniform")
+
+
+class SpaceError(Exception):
+    """A space that cannot be searched; ``errors`` maps a field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: str  # one of DISTRIBUTIONS, or "fixed"
+    values: tuple  # choice: the options; uniform & co: (low, high); fixed: (value,)
+
+    def extremes(self) -> list:
+        """The values that bound what sampling can give: every option, or both ends."""
+        if self.kind == "int_uniform":
+            return [int(v) for v in self.values]
+        return list(self.values)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def parse_param(spec: Any) -> Param:
+    """One field's entry; ValueError with a readable message when it is malformed."""
+    if isinstance(spec, dict):
+        if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+            raise ValueError(
+                f'Expected one of {", ".join(DISTRIBUTIONS)} (e.g. {{"choice": [16, 32]}}) or a fixed value; '
+                f"got keys {', '.join(sorted(map(str, spec))) or 'none'}."
+            )
+        kind, arg = next(iter(spec.items()))
+        if kind == "choice":
+            if not isinstance(arg, list) or not arg:
+                raise ValueError("choice needs a non-empty list of values.")
+            if any(isinstance(v, dict | list) for v in arg):
+                raise ValueError("choice values must be plain values (numbers, strings, booleans).")
+            return Param("choice", tuple(arg))
+        if not isinstance(arg, list) or len(arg) != 2 or not all(_is_number(v) for v in arg):
+            raise ValueError(f"{kind} needs [low, high], two numbers.")
+        low, high = arg
+        if kind == "int_uniform":
+            if not all(float(v).is_integer() for v in arg):
+                raise ValueError("int_uniform needs two integers.")
+            if low > high:
+                raise ValueError(f"int_uniform range [{low}, {high}] is inverted: low must not exceed high.")
+            return Param(kind, (int(low), int(high)))
+        if low > high:
+            raise ValueError(f"{kind} range [{low}, {high}] is inverted: low must be below high.")
+        if low == high:
+            raise ValueError(f"{kind} range [{low}, {high}] is empty: low must be below high.")
+        if kind == "log_uniform" and low <= 0:
+            raise ValueError(f"log_uniform needs low > 0; got {low}.")
+        return Param(kind, (low, high))
+    if isinstance(spec, list):
+        raise ValueError(f'A list is ambiguous; to search these values write {{"choice": {spec}}}.')
+    return Param("fixed", (spec,))
+
+
+def parse_space(space: Any) -> dict[str, Param]:
+    """Every field's entry parsed, or SpaceError with a message per bad field."""
+    if not isinstance(space, dict) or not space:
+        raise SpaceError({"space": ["Expected a non-empty JSON object: field -> distribution or value."]})
+    params, errors = {}, {}
+    for field in sorted(space):
+        try:
+            params[field] = parse_param(space[field])
+        except ValueError as exc:
+            errors[field] = [str(exc)]
+    if errors:
+        raise SpaceError(errors)
+    return params
+
+
+def grid_size(params: dict[str, Param]) -> int:
+    return math.prod(len(p.values) for p in params.values())
+
+
+def grid_check(params: dict[str, Param]) -> None:
+    """A grid takes choice lists and fixed values only."""
+    errors = {
+        field: [f"grid search takes only choice lists and fixed values; {p.kind} is continuous (use random search)."]
+        for field, p in params.items()
+        if p.kind in CONTINUOUS
+    }
+    if errors:
+        raise SpaceError(errors)
+
+
+def grid_point(params: dict[str, Param], index: int) -> dict[str, Any]:
+    """The ``index``-th point (0-based) of the grid: the last field varies fastest."""
+    if not 0 <= index < grid_size(params):
+        raise IndexError(f"grid point {index} of {grid_size(params)}")
+    point = {}
+    for field in sorted(params, reverse=True):  # mixed radix, as itertools.product orders them
+        values = params[field].values
+        index, digit = divmod(index, len(values))
+        point[field] = values[digit]
+    return dict(sorted(point.items()))
+
+
+def random_point(params: dict[str, Param], *, seed: int, index: int) -> dict[str, Any]:
+    """Trial ``index``'s values, from a generator of its own seeded by (seed, index)."""
+    rng = random.Random(f"tensorfleet-sweep:{seed}:{index}")  # str seeds hash with sha512: stable everywhere
+    point = {}
+    for field in sorted(params):
+        p = params[field]
+        if p.kind == "fixed":
+            point[field] = p.values[0]
+        elif p.kind == "choice":
+            point[field] = p.values[rng.randrange(len(p.values))]
+        elif p.kind == "int_uniform":
+            point[field] = rng.randint(*p.values)
+        elif p.kind == "uniform":
+            low, high = p.values
+            point[field] = low + (high - low) * rng.random()
+        else:  # log_uniform
+            low, high = math.log(p.values[0]), math.log(p.values[1])
+            point[field] = math.exp(low + (high - low) * rng.random())
+    return point
+
+
+def trial_point(params: dict[str, Param], *, search: str, seed: int, index: int) -> dict[str, Any]:
+    """The values of trial ``index`` (0-based) for the given search."""
+    if search == "grid":
+        return grid_point(params, index)
+    return random_point(params, seed=seed, index=index)

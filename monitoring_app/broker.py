@@ -1,0 +1,103 @@
+"""What the broker says about the fleet: reachable or not, queue lengths, workers online.
+
+Each answer takes at most about a second, so a scrape, a readiness probe or the
+overview never hangs on a broker that is down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+
+from jobs.broker import PRIORITY_SUFFIXES
+
+BROKER_TIMEOUT_S = 1.0
+# `inspect` waits this long for replies. Its answer is cached for WORKERS_CACHE_S, so
+# /metrics on every API replica and the overview together cost one broadcast per period.
+INSPECT_TIMEOUT_S = 0.5
+WORKERS_CACHE_S = 5.0
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def redis_client() -> redis.Redis | None:
+    """A client of the broker's Redis with short timeouts (None for another broker)."""
+    url = settings.CELERY_BROKER_URL
+    if not is_redis(url):
+        return None
+    with _clients_lock:
+        if url not in _clients:
+            _clients[url] = redis.Redis.from_url(
+                url, socket_timeout=BROKER_TIMEOUT_S, socket_connect_timeout=BROKER_TIMEOUT_S
+            )
+        return _clients[url]
+
+
+def broker_ping() -> None:
+    """Raise if the broker does not answer within about a second."""
+    client = redis_client()
+    if client is not None:
+        client.ping()
+        return
+    from kombu import Connection  # RabbitMQ and other kombu transports
+
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=BROKER_TIMEOUT_S) as connection:
+        connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+
+
+def monitored_queues() -> list[str]:
+    return [*settings.TENSORFLEET_QUEUES, settings.TENSORFLEET_CONTROL_QUEUE]
+
+
+def queue_depths() -> dict[str, int] | None:
+    """Messages waiting in each queue (Celery's Redis transport keeps a queue as a list,
+    plus one list per priority level). None when the broker is not Redis."""
+    client = redis_client()
+    if client is None:
+        return None
+    queues = monitored_queues()
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        for suffix in PRIORITY_SUFFIXES:
+            pipe.llen(queue + suffix)
+    lengths = pipe.execute()
+    n = len(PRIORITY_SUFFIXES)
+    return {queue: sum(lengths[i * n : (i + 1) * n]) for i, queue in enumerate(queues)}
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str
+    queues: tuple[str, ...]
+
+
+_workers_cache: dict = {"at": -1e9, "workers": None}
+_workers_lock = threading.Lock()
+
+
+def online_workers() -> list[Worker]:
+    """Workers that answered a broadcast `inspect active_queues` (cached a few seconds)."""
+    with _workers_lock:
+        if time.monotonic() - _workers_cache["at"] < WORKERS_CACHE_S and _workers_cache["workers"] is not None:
+            return _workers_cache["workers"]
+        from tensorfleet_site.celery import app
+
+        replies = app.control.inspect(timeout=INSPECT_TIMEOUT_S).active_queues() or {}
+        workers = sorted(
+            (
+                Worker(name=name, queues=tuple(sorted(q["name"] for q in queues or [])))
+                for name, queues in replies.items()
+            ),
+            key=lambda w: w.name,
+        )
+        _workers_cache.update(at=time.monotonic(), workers=workers)
+        return workers
