@@ -107,11 +107,24 @@ def test_stale_running_shard_is_sent_again_and_the_epoch_completes(
     assert first == {"redispatched_stale": 1, "redispatched_lost": 1}
     assert set(job.tasks.values_list("status", flat=True)) == {Status.SUCCEEDED}
     assert job.tasks.get(shard=0).attempts == 2  # a new attempt, counted once
+    job.refresh_from_db()  # the shards, sent outside a chord, aggregated the epoch themselves
+    assert job.status == Status.SUCCEEDED and job.completed_tasks == 2
+    assert reconcile() == {}
 
-    Task.objects.filter(job=job).update(finished_at=long_ago)
+
+def test_an_epoch_whose_aggregate_was_lost_is_aggregated(
+    user, eager_celery, local_storage, settings, fresh_broker, monkeypatch
+):
+    settings.TENSORFLEET_REDISPATCH_AFTER = 0
+    job = create_unlaunched(user, {**SPEC, "epochs": 1}, monkeypatch)
+    with monkeypatch.context() as m:
+        m.setattr("workers.steps.aggregate_step", lambda **kw: None)  # as if its message were lost
+        orchestration.epoch_launch(job.id, 1)
+    job.refresh_from_db()
+    assert job.status == Status.RUNNING and job.completed_tasks == 2 and job.completed_epochs == 0
     assert reconcile() == {"aggregates_dispatched": 1}
     job.refresh_from_db()
-    assert job.status == Status.SUCCEEDED and job.completed_tasks == 2
+    assert job.status == Status.SUCCEEDED
 
 
 def test_a_shard_that_keeps_losing_its_worker_fails_the_job(user, settings, local_storage, monkeypatch):

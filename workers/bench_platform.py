@@ -41,6 +41,8 @@ class Fleet:
             if k in ("PATH", "HOME", "LANG", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
         }
         self.env.update(TENSORFLEET_STATE_DIR=str(self.state), PYTHONUNBUFFERED="1")
+        if os.environ.get("BENCH_DATABASE_URL"):  # an empty PostgreSQL database instead of SQLite
+            self.env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
         self.broker_url = f"redis://127.0.0.1:{self.redis_port}/0"
 
     def __enter__(self) -> Fleet:

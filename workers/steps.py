@@ -49,13 +49,33 @@ def _prepare(job: Job) -> torch.device:
 
 
 def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = True) -> dict:
-    """Train shard ``shard`` of ``epoch`` and store its weights and optimiser state."""
+    """Train shard ``shard`` of ``epoch`` and store its weights and optimiser state.
+
+    A shard sent outside its epoch's chord (the reconciler sent it again) runs the
+    epoch's aggregate step itself once every shard of the epoch has succeeded.
+
+    (Measured: sending a one-shard epoch without a chord, its shard aggregating inline,
+    was slower on 2 cores and SQLite — 6.5-6.8 s against 4.3-4.8 s for digits-cnn — as
+    the next shard's claim waited on the inline aggregate's writes. Chords stay.)
+    """
     claim = services.task_claim(job_id=job_id, epoch=epoch, shard=shard, worker=worker)
     if claim is None:
         return {"skipped": True}
-    if claim.already_done:
-        return {"key": claim.task.output_key}
     job = claim.task.job
+    if claim.already_done:
+        local, key = None, claim.task.output_key
+    else:
+        trained = _train_shard(job, epoch, shard, claim)
+        if trained is None:
+            return {"stopped": True}
+        local, key = (shard, trained), claim.task.output_key or shard_weights_key(job.id, epoch, shard)
+    if not in_chord and not job.tasks.filter(epoch=epoch).exclude(status=Status.SUCCEEDED).exists():
+        aggregate_step(job_id=job.id, epoch=epoch, local=local)
+    return {"key": key}
+
+
+def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Tensor] | None:
+    """The training itself; returns the new weights, or None when the job stopped it."""
     started = time.monotonic()
     device = _prepare(job)
     split = job_split(job)
@@ -82,8 +102,9 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
         )
     except TrainingStopped:
         services.task_stop(claim=claim, status=Status.CANCELLED, error="job cancelled")
-        return {"stopped": True}
-    key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(model.state_dict()))
+        return None
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(state))
     blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_to_bytes(optimizer))
     services.task_complete(
         claim=claim,
@@ -92,13 +113,10 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
         train_loss=result.train_loss,
         duration_s=time.monotonic() - started,
     )
-    if not in_chord and job.tasks.filter(epoch=epoch).exclude(status=Status.SUCCEEDED).count() == 0:
-        # Sent again by the reconciler, outside the epoch's chord: start the aggregate ourselves.
-        orchestration.aggregate_dispatch(job, epoch)
-    return {"key": key, "samples": result.samples}
+    return state
 
 
-def aggregate_step(*, job_id, epoch: int) -> dict:
+def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None) -> dict:
     """Average the epoch's shard weights, checkpoint and evaluate them, launch the next
     epoch, then record this one.
 
@@ -118,7 +136,8 @@ def aggregate_step(*, job_id, epoch: int) -> dict:
 
     device = _prepare(job)
     samples = [t.samples for t in tasks]
-    averaged = weighted_average([bytes_to_state(blob_read(t.output_key)) for t in tasks], samples)
+    states = [local[1] if local and local[0] == t.shard else bytes_to_state(blob_read(t.output_key)) for t in tasks]
+    averaged = weighted_average(states, samples)
     model = build_model(job.model_type, job.input_shape, job.num_classes)
     model.load_state_dict(averaged)
     split = job_split(job)

@@ -62,7 +62,7 @@ def train_shard(self, job_id: str, epoch: int, shard: int) -> dict:
         epoch=epoch,
         shard=shard,
         worker=self.request.hostname or "eager",
-        in_chord=self.request.chord is not None or bool(self.request.is_eager),
+        in_chord=self.request.chord is not None,
     )
 
 
