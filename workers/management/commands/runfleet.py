@@ -27,6 +27,14 @@ DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "dig
 DEFAULT_WORKER_METRICS_PORT = 9808
 
 
+def celery_worker(queues: str, node: str) -> list[str]:
+    """A worker process that runs one task at a time (torch sizes its threads per job)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "tensorfleet_site", "worker",
+        "-Q", queues, "--concurrency", "1", "-n", node, "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Start the API, Celery workers, Flower and (if none is configured) a local Redis; Ctrl-C stops them all."
 
@@ -239,44 +247,14 @@ class Command(BaseCommand):
         for i in range(1, opts["workers"] + 1):
             supervisor.start(
                 f"worker-{i}",
-                [
-                    py,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "tensorfleet_site",
-                    "worker",
-                    "-Q",
-                    opts["queues"],
-                    "--concurrency",
-                    "1",
-                    "-n",
-                    f"worker{i}@%h",
-                    "--loglevel",
-                    "INFO",
-                ],
+                celery_worker(opts["queues"], f"worker{i}@%h"),
                 worker_env(i - 1),
             )
         # The reconciler: beat schedules it, a small worker of its own runs it, so it
         # never waits behind training tasks.
         supervisor.start(
             "control",
-            [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "tensorfleet_site",
-                "worker",
-                "-Q",
-                settings.TENSORFLEET_CONTROL_QUEUE,
-                "--concurrency",
-                "1",
-                "-n",
-                "control@%h",
-                "--loglevel",
-                "INFO",
-            ],
+            celery_worker(settings.TENSORFLEET_CONTROL_QUEUE, "control@%h"),
             worker_env(opts["workers"]),
         )
         supervisor.start("beat", [py, "-m", "celery", "-A", "tensorfleet_site", "beat", "--loglevel", "INFO"], env)
