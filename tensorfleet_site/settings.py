@@ -259,6 +259,11 @@ TENSORFLEET_WORKER_METRICS_ADDRESS = env_str("TENSORFLEET_WORKER_METRICS_ADDRESS
 # Seconds /api/v1/ready waits for its checks (database, broker, storage, run at once);
 # below the readiness probe's timeout (5 s in k8s and compose).
 TENSORFLEET_READY_TIMEOUT = float(env_str("TENSORFLEET_READY_TIMEOUT", "2"))
+# Dashboard (monitoring_app/dashboard_*.py): links to Flower and Grafana, shown only when set.
+FLOWER_URL = env_str("FLOWER_URL", "")
+GRAFANA_URL = env_str("GRAFANA_URL", "")
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
 # --- end of Monitoring ---------------------------------------------------------------
 
 LOGGING = {

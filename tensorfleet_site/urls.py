@@ -1,10 +1,16 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from monitoring_app.views import metrics
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/dashboard/", permanent=False)),
+    path("dashboard/", include("monitoring_app.dashboard_urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="dashboard/login.html"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/accounts/login/"), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tensorfleet_site.api_urls")),
     path("api/v1/", include("monitoring_app.urls")),

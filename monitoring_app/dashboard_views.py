@@ -1,0 +1,239 @@
+"""The web dashboard (/dashboard/): server-rendered pages behind login, over the same
+services, selectors and serializers as the API. The live parts poll JSON: the jobs API
+(/api/v1/jobs/<id>, /metrics, /tasks) and ``overview_json`` below (session auth).
+
+Owners see their own jobs; staff see every job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import render as django_render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from rest_framework import serializers as drf
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import orchestration, selectors, services
+from jobs.models import Job, Status
+from jobs.serializers import (
+    CheckpointSerializer,
+    EpochMetricSerializer,
+    JobCreateSerializer,
+    JobSerializer,
+    TaskSerializer,
+)
+from monitoring_app.overview import overview_for
+from storage_app.models import Dataset
+from workers.catalog import BUILTIN_DATASETS
+
+RECENT_JOBS = 10
+JOBS_PER_PAGE = 50
+MAX_COMPARED = 8
+
+
+def render(request, template: str, context: dict, status: int = 200):
+    """Every page's navigation shows Flower and Grafana links, only where they are set."""
+    links = {"flower_url": settings.FLOWER_URL, "grafana_url": settings.GRAFANA_URL}
+    return django_render(request, template, {**links, **context}, status=status)
+
+
+def visible_jobs(user):
+    """Staff see every job; everyone else their own (jobs.selectors)."""
+    return Job.objects.all() if user.is_staff else selectors.jobs_visible_to(user)
+
+
+def _job_for(request, job_id) -> Job:
+    return get_object_or_404(visible_jobs(request.user).select_related("owner"), id=job_id)
+
+
+def overview_numbers(user) -> dict:
+    """The four cards: running, queued, succeeded in the last 24 h, workers online."""
+    overview = overview_for(user=user)
+    since = timezone.now() - timedelta(hours=24)
+    succeeded = visible_jobs(user).filter(status=Status.SUCCEEDED, finished_at__gte=since).count()
+    return {
+        "running": overview.jobs_by_status.get(Status.RUNNING, 0),
+        "queued": overview.jobs_by_status.get(Status.QUEUED, 0),
+        "succeeded_24h": succeeded,
+        "workers_online": overview.workers_online,
+    }
+
+
+def _recent(request):
+    return visible_jobs(request.user).select_related("owner")[:RECENT_JOBS]
+
+
+@login_required
+def overview(request):
+    context = {"cards": overview_numbers(request.user), "jobs": _recent(request)}
+    return render(request, "dashboard/overview.html", context)
+
+
+class OverviewJsonView(APIView):
+    """The dashboard overview's live numbers and recent jobs (GET /api/v1/dashboard/overview)."""
+
+    def get(self, request):
+        jobs = JobSerializer(_recent(request), many=True, context={"request": request}).data
+        return Response({"cards": overview_numbers(request.user), "jobs": jobs})
+
+
+@login_required
+def job_list(request):
+    status = request.GET.get("status", "")
+    jobs = visible_jobs(request.user).select_related("owner")
+    if status in Status.values:
+        jobs = jobs.filter(status=status)
+    else:
+        status = ""
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"page": page, "jobs": page.object_list, "status": status, "statuses": Status.values}
+    return render(request, "dashboard/jobs.html", context)
+
+
+def _task_grid(job: Job) -> list[dict]:
+    """Rows of the task grid: one per epoch, one cell per shard."""
+    rows: dict[int, list] = {}
+    for task in TaskSerializer(job.tasks.all(), many=True).data:
+        rows.setdefault(task["epoch"], []).append(task)
+    return [{"epoch": epoch, "tasks": tasks} for epoch, tasks in sorted(rows.items())]
+
+
+@login_required
+def job_detail(request, job_id):
+    job = _job_for(request, job_id)
+    metrics = EpochMetricSerializer(job.epoch_metrics.all(), many=True).data
+    checkpoints = CheckpointSerializer(job.checkpoints.all(), many=True, context={"request": request}).data
+    spec = {
+        field: getattr(job, field)
+        for field in JobSerializer.Meta.fields
+        if field in JobCreateSerializer().fields and field != "dataset"
+    }
+    context = {
+        "job": job,
+        "data": JobSerializer(job, context={"request": request}).data,
+        "metrics": metrics,
+        "grid": _task_grid(job),
+        "checkpoints": checkpoints,
+        "spec": {"dataset": job.dataset, **spec, "input_shape": job.input_shape, "num_classes": job.num_classes},
+        "resumable": job.status in (Status.CANCELLED, Status.FAILED) and job.completed_epochs < job.epochs,
+        "api_owned": job.owner_id == request.user.id,  # the jobs API serves owners only
+    }
+    return render(request, "dashboard/job_detail.html", context)
+
+
+@login_required
+@require_POST
+def job_cancel(request, job_id):
+    job = _job_for(request, job_id)
+    try:
+        services.job_cancel(job=job)
+        messages.success(request, "Job cancelled.")
+    except services.JobNotActive as exc:
+        messages.error(request, str(exc))
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return redirect("dashboard:job", job_id=job.id)
+
+
+@login_required
+@require_POST
+def job_resume(request, job_id):
+    job = _job_for(request, job_id)
+    try:
+        with transaction.atomic():
+            epoch = services.job_resume(job=job)
+            transaction.on_commit(lambda: orchestration.epoch_launch(job.id, epoch))
+        messages.success(request, f"Job resumed at epoch {epoch}.")
+    except services.JobNotResumable as exc:
+        messages.error(request, str(exc))
+    return redirect("dashboard:job", job_id=job.id)
+
+
+def _form_fields(values: dict, errors: dict, datasets) -> list[dict]:
+    """The submit form's fields, described by JobCreateSerializer itself."""
+    fields = []
+    for name, field in JobCreateSerializer().fields.items():
+        default = field.default if field.default is not drf.empty else ""
+        item = {
+            "name": name,
+            "label": name.replace("_", " "),
+            "help": field.help_text or "",
+            "required": field.required,
+            "value": values.get(name, default),
+            "errors": errors.get(name, []),
+            "choices": None,
+            "type": "number" if isinstance(field, drf.IntegerField | drf.FloatField) else "text",
+        }
+        if name == "dataset":
+            item["choices"] = [(n, f"{n} (built-in)") for n in sorted(BUILTIN_DATASETS)] + [
+                (d.name, f"{d.name} (yours, {d.num_samples} samples)") for d in datasets
+            ]
+        elif isinstance(field, drf.ChoiceField):
+            item["choices"] = [(key, key) for key in field.choices]
+        if isinstance(field, drf.FloatField):
+            item["step"] = "any"
+        fields.append(item)
+    return fields
+
+
+@login_required
+def job_submit(request):
+    values: dict = {}
+    errors: dict = {}
+    if request.method == "POST":
+        known = JobCreateSerializer().fields
+        values = {k: v.strip() for k, v in request.POST.items() if k in known and v.strip() != ""}
+        spec = JobCreateSerializer(data=values, context={"owner": request.user})
+        if spec.is_valid():
+            job = services.job_create(owner=request.user, spec=spec.validated_data)
+            messages.success(request, "Job submitted.")
+            return redirect("dashboard:job", job_id=job.id)
+        errors = spec.errors
+    datasets = Dataset.objects.filter(owner=request.user).order_by("name")
+    context = {
+        "fields": _form_fields(values, errors, datasets),
+        "non_field_errors": errors.get("non_field_errors", []),
+        "has_errors": bool(errors),
+    }
+    return render(request, "dashboard/submit.html", context, status=400 if errors else 200)
+
+
+@login_required
+def compare(request):
+    ids = []
+    for raw in request.GET.get("jobs", "").replace(" ", ",").split(","):
+        try:
+            ids.append(uuid.UUID(raw.strip()))
+        except ValueError:
+            continue
+    ids = list(dict.fromkeys(ids))[:MAX_COMPARED]
+    found = {job.id: job for job in visible_jobs(request.user).filter(id__in=ids).prefetch_related("epoch_metrics")}
+    if ids and len(found) < len(ids):
+        raise Http404("no such job")
+    jobs = [found[i] for i in ids]
+    series = [
+        {
+            "label": job.name or f"{job.model_type}/{job.dataset} {str(job.id)[:8]}",
+            "points": [{"x": m.epoch, "y": m.val_accuracy} for m in job.epoch_metrics.all()],
+        }
+        for job in jobs
+    ]
+    spec_fields = [f for f in JobSerializer.Meta.fields if f in JobCreateSerializer().fields] + ["status"]
+    rows = [{"field": f, "values": [getattr(job, f) for job in jobs]} for f in spec_fields]
+    rows.append({"field": "best val accuracy", "values": [job.best_val_accuracy for job in jobs]})
+    choices = visible_jobs(request.user).filter(completed_epochs__gt=0)[:50]
+    context = {"jobs": jobs, "series": series, "rows": rows, "choices": choices, "enough": len(jobs) >= 2}
+    return render(request, "dashboard/compare.html", context)

@@ -1,0 +1,152 @@
+/* TensorFleet dashboard: the live parts. Pages are rendered by the server; this only
+   polls the JSON API (session cookie) every 2 s and updates them in place. */
+(function () {
+  "use strict";
+  var POLL_MS = 2000;
+  var ACTIVE = { queued: true, running: true };
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) throw new Error(url + ": HTTP " + r.status);
+      return r.json();
+    });
+  }
+  function text(id, value) {
+    var el = document.getElementById(id);
+    if (el) el.textContent = value;
+  }
+  function esc(s) {
+    return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function pct(p) { return Math.floor(p * 100) + "%"; }
+  function fmt(x, n) { return x == null ? "–" : Number(x).toFixed(n); }
+  function duration(job) {
+    if (!job.started_at) return "–";
+    var end = job.finished_at ? new Date(job.finished_at) : new Date();
+    var s = Math.max(0, Math.round((end - new Date(job.started_at)) / 1000));
+    return s >= 60 ? Math.floor(s / 60) + " min " + (s % 60) + " s" : s + " s";
+  }
+  function poll(fn) {
+    var stopped = false;
+    function tick() {
+      fn().then(function (again) {
+        if (again !== false && !stopped) setTimeout(tick, POLL_MS);
+      }).catch(function (err) {
+        text("live-state", "live updates paused: " + err.message);
+        if (!stopped) setTimeout(tick, POLL_MS * 2);
+      });
+    }
+    setTimeout(tick, POLL_MS);
+    return function () { stopped = true; };
+  }
+
+  function overview(opts) {
+    var url = document.getElementById("cards").dataset.url;
+    poll(function () {
+      return getJSON(url).then(function (body) {
+        ["running", "queued", "succeeded_24h", "workers_online"].forEach(function (k) {
+          text("card-" + k, body.cards[k] == null ? "?" : body.cards[k]);
+        });
+        var rows = body.jobs.map(function (j) {
+          return "<tr data-job=\"" + esc(j.id) + "\"><td><a href=\"" + opts.jobUrl + esc(j.id) + "/\">" +
+            esc(j.name || j.id.slice(0, 24)) + "</a></td><td><span class=\"status " + esc(j.status) + "\">" +
+            esc(j.status) + "</span></td><td><div class=\"bar\"><div style=\"width: " + pct(j.progress) +
+            "\"></div></div><small>" + pct(j.progress) + "</small></td>" +
+            (opts.staff ? "<td>" + esc(j.owner) + "</td>" : "") + "<td>" + esc(j.model_type) + "</td><td>" +
+            esc(j.dataset) + "</td><td>" + fmt(j.metrics.best_val_accuracy, 4) + "</td><td>" + duration(j) + "</td></tr>";
+        });
+        document.getElementById("recent").innerHTML = rows.join("") ||
+          "<tr><td colspan=\"9\">No jobs yet.</td></tr>";
+        text("live-state", "updated " + new Date().toLocaleTimeString());
+      });
+    });
+  }
+
+  function lineChart(canvas, datasets, yLabel) {
+    if (!window.Chart || !canvas) return null;
+    return new window.Chart(canvas, {
+      type: "line",
+      data: { datasets: datasets },
+      options: {
+        animation: false, parsing: false, responsive: true,
+        scales: { x: { type: "linear", title: { display: true, text: "epoch" }, ticks: { precision: 0 } },
+                  y: { title: { display: true, text: yLabel } } }
+      }
+    });
+  }
+  function points(metrics, key) {
+    return metrics.map(function (m) { return { x: m.epoch, y: m[key] }; });
+  }
+
+  function job(opts) {
+    var metrics = JSON.parse(document.getElementById("metrics-data").textContent);
+    var loss = lineChart(document.getElementById("loss-chart"), [
+      { label: "train loss", data: points(metrics, "train_loss"), borderColor: "#3b82f6" },
+      { label: "val loss", data: points(metrics, "val_loss"), borderColor: "#f97316" }
+    ], "loss");
+    var acc = lineChart(document.getElementById("acc-chart"), [
+      { label: "val accuracy", data: points(metrics, "val_accuracy"), borderColor: "#16a34a" }
+    ], "accuracy");
+    window.TF.charts = { loss: loss, acc: acc };
+    if (!opts.live || !opts.active) return;
+    var base = "/api/v1/jobs/" + opts.id;
+    var allTasks = function (url, acc) {
+      return getJSON(url).then(function (page) {
+        acc = acc.concat(page.results);
+        return page.next ? allTasks(page.next, acc) : acc;
+      });
+    };
+    poll(function () {
+      return Promise.all([getJSON(base), getJSON(base + "/metrics"), allTasks(base + "/tasks", [])]).then(function (r) {
+        var j = r[0], m = r[1], tasks = r[2];
+        var st = document.getElementById("job-status");
+        st.textContent = j.status; st.className = "status " + j.status;
+        text("job-epoch", j.completed_epochs); text("job-tasks", j.completed_tasks);
+        text("job-best", fmt(j.metrics.best_val_accuracy, 4));
+        document.getElementById("job-bar").style.width = pct(j.progress);
+        text("job-progress", pct(j.progress));
+        if (loss && acc) {
+          loss.data.datasets[0].data = points(m, "train_loss");
+          loss.data.datasets[1].data = points(m, "val_loss");
+          acc.data.datasets[0].data = points(m, "val_accuracy");
+          loss.update(); acc.update();
+        }
+        document.getElementById("metrics-rows").innerHTML = m.map(function (e) {
+          return "<tr><td>" + e.epoch + "</td><td>" + fmt(e.train_loss, 4) + "</td><td>" + fmt(e.val_loss, 4) +
+            "</td><td>" + fmt(e.val_accuracy, 4) + "</td><td>" + fmt(e.samples_per_s, 1) + "</td><td>" +
+            fmt(e.duration_s, 2) + "</td></tr>";
+        }).join("") || "<tr><td colspan=\"6\">No epoch finished yet.</td></tr>";
+        var byEpoch = {};
+        tasks.forEach(function (t) { (byEpoch[t.epoch] = byEpoch[t.epoch] || []).push(t); });
+        document.getElementById("task-grid").innerHTML = Object.keys(byEpoch).sort(function (a, b) { return a - b; })
+          .map(function (e) {
+            return "<tr><th>epoch " + e + "</th>" + byEpoch[e].map(function (t) {
+              return "<td class=\"status " + esc(t.status) + "\" title=\"shard " + t.shard + " · " + esc(t.status) +
+                "\">shard " + t.shard + "<br><small>" + esc(t.worker || "–") +
+                (t.duration_s ? " · " + fmt(t.duration_s, 2) + " s" : "") + "</small></td>";
+            }).join("") + "</tr>";
+          }).join("") || "<tr><td>No tasks yet.</td></tr>";
+        if (j.error) {
+          document.getElementById("job-error").innerHTML = "<p class=\"error\"><strong>Error:</strong> " + esc(j.error) + "</p>";
+        }
+        if (!ACTIVE[j.status]) {  // finished: the server page has the checkpoints and buttons
+          window.location.reload();
+          return false;
+        }
+        return true;
+      });
+    });
+  }
+
+  function compare() {
+    var series = JSON.parse(document.getElementById("compare-data").textContent);
+    var colors = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+    window.TF.charts = { compare: lineChart(document.getElementById("compare-chart"), series.map(function (s, i) {
+      return { label: s.label, data: s.points, borderColor: colors[i % colors.length] };
+    }), "val accuracy") };
+  }
+
+  window.TF = { overview: overview, job: job, compare: compare };
+})();
