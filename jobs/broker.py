@@ -26,14 +26,14 @@ def pending_message_ids(queues: list[str]) -> set[str] | None:
     url = settings.CELERY_BROKER_URL
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     ids: set[str] = set()
-    for queue in queues:
-        for suffix in PRIORITY_SUFFIXES:
-            for raw in client.lrange(queue + suffix, 0, SCAN_LIMIT):
-                if mid := _message_id(raw):
-                    ids.add(mid)
-    for raw in client.hvals("unacked"):
-        if mid := _message_id(raw):
-            ids.add(mid)
+    with redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5) as client:  # closed each pass
+        for queue in queues:
+            for suffix in PRIORITY_SUFFIXES:
+                for raw in client.lrange(queue + suffix, 0, SCAN_LIMIT):
+                    if mid := _message_id(raw):
+                        ids.add(mid)
+        for raw in client.hvals("unacked"):
+            if mid := _message_id(raw):
+                ids.add(mid)
     return ids

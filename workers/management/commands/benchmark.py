@@ -72,7 +72,6 @@ class Command(BaseCommand):
                     for shards, key in ((1, "1 shard"), (2, "2 shards")):
                         job = fleet.run_job(w.spec(shards, max(1, cores // shards)))
                         wall = bench_platform.server_wall_s(job)
-                        n = int(job["total_tasks"] and 1)  # noqa: F841 - keep the shape obvious
                         rows[key].append(
                             {"wall_s": wall, "val_accuracy": job["metrics"]["val_accuracy"], "job": job["id"]}
                         )
