@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from jobs import services, sweeps
 from jobs.models import EpochMetric, Job, Sweep, Task
+from jobs.services import lifecycle, sweeps
 
 
 class TaskInline(admin.TabularInline):
@@ -66,9 +66,9 @@ class JobAdmin(admin.ModelAdmin):
         cancelled = 0
         for job in queryset:
             try:
-                services.job_cancel(job=job)
+                lifecycle.job_cancel(job=job)
                 cancelled += 1
-            except services.JobNotActive:
+            except lifecycle.JobNotActive:
                 pass
         self.message_user(request, f"{cancelled} job(s) cancelled.", messages.SUCCESS)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from jobs import orchestration, selectors, services
+from jobs import selectors
 from jobs.filters import JobFilter
 from jobs.serializers import (
     CheckpointSerializer,
@@ -18,7 +18,8 @@ from jobs.serializers import (
     JobSerializer,
     TaskSerializer,
 )
-from storage_app.models import Checkpoint
+from jobs.services import lifecycle
+from jobs.specs import SpecInvalid, job_spec_validate
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -32,9 +33,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request):
-        spec = JobCreateSerializer(data=request.data, context={"owner": request.user})
-        spec.is_valid(raise_exception=True)
-        job = services.job_create(owner=request.user, spec=spec.validated_data)
+        try:
+            spec = job_spec_validate(owner=request.user, data=request.data)
+            job = lifecycle.job_create(owner=request.user, spec=spec)
+        except SpecInvalid as exc:
+            raise ValidationError(exc.errors) from None
         body = JobSerializer(job, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -42,8 +45,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def destroy(self, request, pk=None):
         job = self.get_object()
         try:
-            services.job_delete(job=job)
-        except services.JobNotFinished as exc:
+            lifecycle.job_delete(job=job)
+        except lifecycle.JobNotFinished as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -52,8 +55,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def cancel(self, request, pk=None):
         job = self.get_object()
         try:
-            job = services.job_cancel(job=job)
-        except services.JobNotActive as exc:
+            job = lifecycle.job_cancel(job=job)
+        except lifecycle.JobNotActive as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         return Response(JobSerializer(job, context=self.get_serializer_context()).data)
 
@@ -63,10 +66,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Continue a cancelled or failed job from its last completed epoch's checkpoint."""
         job = self.get_object()
         try:
-            with transaction.atomic():
-                epoch = services.job_resume(job=job)
-                transaction.on_commit(lambda: orchestration.epoch_launch(job.id, epoch))
-        except services.JobNotResumable as exc:
+            lifecycle.job_resume(job=job)
+        except lifecycle.JobNotResumable as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         job.refresh_from_db()
         return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED)
@@ -104,11 +105,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     )
     def download(self, request, pk=None, checkpoint_id=None):
         job = self.get_object()
-        checkpoint = Checkpoint.objects.filter(job=job, id=checkpoint_id).first()
+        checkpoint = selectors.checkpoint_for_download(job, checkpoint_id)
         if checkpoint is None:
             raise Http404("no such checkpoint")
-        name = f"{job.id}-{'final' if checkpoint.kind == 'final' else f'epoch-{checkpoint.epoch}'}.safetensors"
-        response = FileResponse(checkpoint.file.open("rb"), as_attachment=True, filename=name)
+        response = FileResponse(checkpoint.file.open("rb"), as_attachment=True, filename=checkpoint.download_name)
         response["X-Checksum-SHA256"] = checkpoint.sha256
         response["Content-Length"] = str(checkpoint.size)
         return response

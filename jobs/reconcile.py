@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from jobs import broker, orchestration, services
+from jobs import orchestration, pending_messages
 from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Task
+from jobs.services import claims, launch, lifecycle, sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,12 @@ def _stale_running_shards(now, actions: Counter) -> None:
                 f"shard {task.shard} of epoch {task.epoch} lost its worker {task.lost + 1} times "
                 f"(last on {task.worker or 'an unknown worker'})"
             )
-            services.task_fail(
+            claims.task_fail(
                 job_id=task.job_id, epoch=task.epoch, shard=task.shard, error=reason, error_class="worker_lost"
             )
-            services.job_fail(job_id=task.job_id, reason=reason, error_class="worker_lost")
+            lifecycle.job_fail(job_id=task.job_id, reason=reason, error_class="worker_lost")
             actions["failed_worker_lost"] += 1
-        elif orchestration.shard_redispatch(task, worker_lost=True):
+        elif launch.shard_redispatch(task, worker_lost=True):
             logger.warning("shard %s: no heartbeat from %s since %s; sent again", task, task.worker, task.heartbeat_at)
             actions["redispatched_stale"] += 1
 
@@ -66,11 +67,11 @@ def _lost_queued_shards(now, actions: Counter) -> None:
     )
     if not waiting:
         return
-    pending = broker.pending_message_ids(sorted({t.job.queue for t in waiting}))
+    pending = pending_messages.pending_message_ids(sorted({t.job.queue for t in waiting}))
     if pending is None:
         return  # a broker we cannot look into: nothing to compare against
     for task in waiting:
-        if task.celery_id not in pending and orchestration.shard_redispatch(task):
+        if task.celery_id not in pending and launch.shard_redispatch(task):
             logger.warning("shard %s: its message is gone from the broker; sent again", task)
             actions["redispatched_lost"] += 1
 
@@ -91,7 +92,7 @@ def _epochs_without_aggregate(now, actions: Counter) -> None:
         )
         for row in stats:
             if row["total"] == job.num_workers and row["done"] == row["total"] and row["last"] < cutoff:
-                orchestration.aggregate_dispatch(job, row["epoch"])
+                orchestration.aggregate_send(job, row["epoch"])
                 actions["aggregates_dispatched"] += 1
 
 
@@ -103,15 +104,13 @@ def _jobs_with_nothing_launched(now, actions: Counter) -> None:
         next_epoch = job.completed_epochs + 1
         if next_epoch > job.epochs or job.tasks.filter(epoch=next_epoch).exists():
             continue
-        orchestration.epoch_launch(job.id, next_epoch)
+        launch.epoch_launch(job.id, next_epoch)
         actions["epochs_launched"] += 1
 
 
 def _sweeps_with_free_slots(actions: Counter) -> None:
     """A running sweep with a free slot: the end hook of one of its trials was lost (its
     worker died right after the trial ended). Starts the next trials, or finishes the sweep."""
-    from jobs import sweeps
-
     started = sweeps.sweeps_reconcile()
     if started:
         actions["sweep_trials_started"] += started

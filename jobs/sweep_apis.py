@@ -8,8 +8,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from jobs import selectors, sweeps
+from jobs import selectors
 from jobs.models import Job, Status, Sweep
+from jobs.services import sweeps
 from jobs.sweep_serializers import (
     SweepCreateSerializer,
     SweepDetailSerializer,

@@ -13,7 +13,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs import sweeps
+from jobs.services import sweeps
 from jobs.models import Job, Status, Sweep
 from jobs.search_space import CONTINUOUS, SpaceError, grid_check, grid_size, parse_space, trial_point
 from jobs.serializers import CheckpointSerializer, JobCreateSerializer, StrictSerializer

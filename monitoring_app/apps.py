@@ -8,6 +8,8 @@ class MonitoringAppConfig(AppConfig):
     def ready(self):
         # Celery's task signals count tasks in whichever process runs them; worker_init
         # starts a worker's exporter (worker_metrics.py). Harmless in other processes.
-        from monitoring_app import worker_metrics
+        from jobs import signals
+        from monitoring_app import metrics, worker_metrics
 
         worker_metrics.connect()
+        signals.shard_succeeded.connect(metrics.on_shard_succeeded, dispatch_uid="metrics.on_shard_succeeded")

@@ -103,7 +103,7 @@ class FleetCollector:
         return 1
 
     def _collect_broker(self, depth, online, workers) -> int:
-        from monitoring_app import broker
+        from monitoring_app import broker_status as broker
 
         try:
             depths = broker.queue_depths()

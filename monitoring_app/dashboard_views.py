@@ -14,7 +14,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.shortcuts import render as django_render
@@ -25,18 +24,19 @@ from rest_framework import serializers as drf
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import orchestration, selectors, services
+from jobs import selectors
 from jobs.models import Job, Status
 from jobs.serializers import (
     CheckpointSerializer,
     EpochMetricSerializer,
-    JobCreateSerializer,
     JobSerializer,
     TaskSerializer,
 )
+from jobs.services import lifecycle
+from jobs.specs import JobCreateSerializer, SpecInvalid, job_spec_validate, spec_fields
 from monitoring_app.overview import overview_for
+from storage_app.builtin_datasets import BUILTIN_DATASETS
 from storage_app.models import Dataset
-from workers.catalog import BUILTIN_DATASETS
 
 RECENT_JOBS = 10
 JOBS_PER_PAGE = 50
@@ -50,8 +50,7 @@ def render(request, template: str, context: dict, status: int = 200):
 
 
 def visible_jobs(user):
-    """Staff see every job; everyone else their own (jobs.selectors)."""
-    return Job.objects.all() if user.is_staff else selectors.jobs_visible_to(user)
+    return selectors.jobs_overseen_by(user)
 
 
 def _job_for(request, job_id) -> Job:
@@ -118,7 +117,7 @@ def job_detail(request, job_id):
     spec = {
         field: getattr(job, field)
         for field in JobSerializer.Meta.fields
-        if field in JobCreateSerializer().fields and field != "dataset"
+        if field in spec_fields() and field != "dataset"
     }
     context = {
         "job": job,
@@ -127,7 +126,7 @@ def job_detail(request, job_id):
         "grid": _task_grid(job),
         "checkpoints": checkpoints,
         "spec": {"dataset": job.dataset, **spec, "input_shape": job.input_shape, "num_classes": job.num_classes},
-        "resumable": job.status in (Status.CANCELLED, Status.FAILED) and job.completed_epochs < job.epochs,
+        "resumable": selectors.job_is_resumable(job),
         "api_owned": job.owner_id == request.user.id,  # the jobs API serves owners only
     }
     return render(request, "dashboard/job_detail.html", context)
@@ -138,9 +137,9 @@ def job_detail(request, job_id):
 def job_cancel(request, job_id):
     job = _job_for(request, job_id)
     try:
-        services.job_cancel(job=job)
+        lifecycle.job_cancel(job=job)
         messages.success(request, "Job cancelled.")
-    except services.JobNotActive as exc:
+    except lifecycle.JobNotActive as exc:
         messages.error(request, str(exc))
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
@@ -153,11 +152,9 @@ def job_cancel(request, job_id):
 def job_resume(request, job_id):
     job = _job_for(request, job_id)
     try:
-        with transaction.atomic():
-            epoch = services.job_resume(job=job)
-            transaction.on_commit(lambda: orchestration.epoch_launch(job.id, epoch))
+        epoch = lifecycle.job_resume(job=job)
         messages.success(request, f"Job resumed at epoch {epoch}.")
-    except services.JobNotResumable as exc:
+    except lifecycle.JobNotResumable as exc:
         messages.error(request, str(exc))
     return redirect("dashboard:job", job_id=job.id)
 
@@ -194,14 +191,14 @@ def job_submit(request):
     values: dict = {}
     errors: dict = {}
     if request.method == "POST":
-        known = JobCreateSerializer().fields
+        known = spec_fields()
         values = {k: v.strip() for k, v in request.POST.items() if k in known and v.strip() != ""}
-        spec = JobCreateSerializer(data=values, context={"owner": request.user})
-        if spec.is_valid():
-            job = services.job_create(owner=request.user, spec=spec.validated_data)
+        try:
+            job = lifecycle.job_create(owner=request.user, spec=job_spec_validate(owner=request.user, data=values))
             messages.success(request, "Job submitted.")
             return redirect("dashboard:job", job_id=job.id)
-        errors = spec.errors
+        except SpecInvalid as exc:
+            errors = exc.errors
     datasets = Dataset.objects.filter(owner=request.user).order_by("name")
     context = {
         "fields": _form_fields(values, errors, datasets),
@@ -231,8 +228,9 @@ def compare(request):
         }
         for job in jobs
     ]
-    spec_fields = [f for f in JobSerializer.Meta.fields if f in JobCreateSerializer().fields] + ["status"]
-    rows = [{"field": f, "values": [getattr(job, f) for job in jobs]} for f in spec_fields]
+    known = spec_fields()
+    shown = [f for f in JobSerializer.Meta.fields if f in known] + ["status"]
+    rows = [{"field": f, "values": [getattr(job, f) for job in jobs]} for f in shown]
     rows.append({"field": "best val accuracy", "values": [job.best_val_accuracy for job in jobs]})
     choices = visible_jobs(request.user).filter(completed_epochs__gt=0)[:50]
     context = {"jobs": jobs, "series": series, "rows": rows, "choices": choices, "enough": len(jobs) >= 2}

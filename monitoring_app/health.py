@@ -32,7 +32,7 @@ def check_database() -> None:
 
 
 def check_broker() -> None:
-    from monitoring_app.broker import broker_ping
+    from monitoring_app.broker_status import broker_ping
 
     broker_ping()
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from jobs.models import Job
+from jobs.task_names import TRAIN_SHARD
+
 # Task states counted. "succeeded" is counted only where a shard's row becomes
-# succeeded (jobs.services.task_complete), never from Celery: a duplicate delivery
+# succeeded (jobs.services.claims.task_complete sends jobs.signals.shard_succeeded), never from Celery: a duplicate delivery
 # also "succeeds" in Celery but does nothing, and the count must equal the rows.
 STARTED, SUCCEEDED, FAILED, RETRIED = "started", "succeeded", "failed", "retried"
-TRAIN_SHARD = "workers.train_shard"
 
 TASKS = Counter(
     "tensorfleet_tasks",
@@ -64,9 +66,12 @@ def shard_succeeded(*, job_id, samples: int, duration_s: float) -> None:
     """A shard's row became succeeded (called once its transaction has committed)."""
     queue = _current_queue()
     if not queue:  # outside a Celery task (a direct call): the job's queue
-        from jobs.models import Job
-
         queue = Job.objects.filter(id=job_id).values_list("queue", flat=True).first() or "unknown"
     task_event(queue=queue, task=TRAIN_SHARD, state=SUCCEEDED)
     TASK_DURATION.labels(queue=queue).observe(duration_s)
     SAMPLES.labels(queue=queue).inc(samples)
+
+
+def on_shard_succeeded(sender, *, job_id, samples: int, duration_s: float, **kwargs) -> None:
+    """``jobs.signals.shard_succeeded`` receiver (connected in MonitoringAppConfig.ready)."""
+    shard_succeeded(job_id=job_id, samples=samples, duration_s=duration_s)

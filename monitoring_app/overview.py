@@ -17,8 +17,9 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuError
 from redis.exceptions import RedisError
 
-from jobs.models import Job, Status, Task
-from monitoring_app import broker
+from jobs import selectors
+from jobs.models import Status, Task
+from monitoring_app import broker_status as broker
 
 WINDOW = timedelta(hours=1)
 
@@ -61,7 +62,7 @@ def _online_workers() -> list[broker.Worker] | None:
 
 def overview_for(*, user) -> Overview:
     staff = user.is_staff
-    jobs = Job.objects.all() if staff else Job.objects.filter(owner=user)
+    jobs = selectors.jobs_overseen_by(user)
     counts = dict(jobs.order_by().values_list("status").annotate(n=Count("id")))
     now = timezone.now()
     tasks = Task.objects.filter(status=Status.SUCCEEDED, finished_at__gte=now - WINDOW)

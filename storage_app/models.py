@@ -33,6 +33,12 @@ class Checkpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} checkpoint epoch {self.epoch} of job {self.job_id}"
 
+    @property
+    def download_name(self) -> str:
+        """The file name a download gets: ``<job id>-final`` or ``<job id>-epoch-<n>``."""
+        which = "final" if self.kind == self.Kind.FINAL else f"epoch-{self.epoch}"
+        return f"{self.job_id}-{which}.safetensors"
+
 
 class Dataset(models.Model):
     """A user's dataset: one file in storage, content-addressed by its sha256."""

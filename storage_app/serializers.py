@@ -3,10 +3,10 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from jobs.serializers import StrictSerializer
+from tensorfleet_site.serializers import StrictSerializer
 from storage_app.formats import FORMATS
 from storage_app.models import Dataset
-from workers.catalog import BUILTIN_DATASETS
+from storage_app.builtin_datasets import BUILTIN_DATASETS
 
 
 class DatasetUploadSerializer(StrictSerializer):

@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from jobs.task_names import RECONCILE
 from tensorfleet_site.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -238,10 +239,10 @@ TENSORFLEET_HEARTBEAT_TIMEOUT = float(env_str("TENSORFLEET_HEARTBEAT_TIMEOUT", "
 TENSORFLEET_REDISPATCH_AFTER = float(env_str("TENSORFLEET_REDISPATCH_AFTER", "30"))
 # Deliveries a shard gets before losing its worker fails the job.
 TENSORFLEET_MAX_ATTEMPTS = env_int("TENSORFLEET_MAX_ATTEMPTS", 3)
-CELERY_TASK_ROUTES = {"jobs.reconcile": {"queue": TENSORFLEET_CONTROL_QUEUE}}
+CELERY_TASK_ROUTES = {RECONCILE: {"queue": TENSORFLEET_CONTROL_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {
-        "task": "jobs.reconcile",
+        "task": RECONCILE,
         "schedule": TENSORFLEET_RECONCILE_SECONDS,
         "options": {"expires": TENSORFLEET_RECONCILE_SECONDS},
     }

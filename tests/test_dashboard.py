@@ -143,7 +143,7 @@ def test_cancel_only_redirects_to_local_next(web, user):
 
 def test_resume_restarts_a_cancelled_job(web, user, django_capture_on_commit_callbacks):
     job = JobFactory(owner=user, status=Status.CANCELLED, completed_epochs=1)
-    with mock.patch("jobs.orchestration.epoch_launch") as launch, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("jobs.services.launch.epoch_launch") as launch, django_capture_on_commit_callbacks(execute=True):
         response = web.post(f"/dashboard/jobs/{job.id}/resume")
     assert response.status_code == 302
     job.refresh_from_db()
@@ -180,7 +180,7 @@ def test_submit_shows_the_serializers_field_messages(web):
 
 
 def test_submit_creates_the_job_and_redirects_to_it(web, user, django_capture_on_commit_callbacks):
-    with mock.patch("jobs.orchestration.job_launch") as launch, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("jobs.services.launch.job_launch") as launch, django_capture_on_commit_callbacks(execute=True):
         response = web.post(
             "/dashboard/submit/",
             {

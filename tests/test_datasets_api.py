@@ -99,7 +99,7 @@ def test_other_users_cannot_see_download_or_use_it(api, other_user, local_storag
 
 
 def test_job_on_an_uploaded_dataset_records_it(api, local_storage, csv_bytes, monkeypatch):
-    monkeypatch.setattr("jobs.orchestration.job_launch", lambda job_id: None)
+    monkeypatch.setattr("jobs.services.launch.job_launch", lambda job_id: None)
     ds = upload(api, csv_bytes, name="blobs").json()
     for ref in ("blobs", ds["id"]):
         r = api.post("/api/v1/jobs", {"model_type": "mlp", "dataset": ref}, format="json")
@@ -117,7 +117,7 @@ def test_job_on_an_uploaded_dataset_records_it(api, local_storage, csv_bytes, mo
 def test_delete_is_refused_while_a_job_uses_it(
     api, local_storage, csv_bytes, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr("jobs.orchestration.job_launch", lambda job_id: None)
+    monkeypatch.setattr("jobs.services.launch.job_launch", lambda job_id: None)
     ds = upload(api, csv_bytes, name="blobs").json()
     job = api.post("/api/v1/jobs", {"model_type": "mlp", "dataset": "blobs"}, format="json").json()
     assert api.delete(f"/api/v1/datasets/{ds['id']}").status_code == 409
@@ -128,7 +128,7 @@ def test_delete_is_refused_while_a_job_uses_it(
 
 
 def test_dataset_path_imports_a_local_mnist_folder(api, local_storage, settings, tmp_path, monkeypatch):
-    monkeypatch.setattr("jobs.orchestration.job_launch", lambda job_id: None)
+    monkeypatch.setattr("jobs.services.launch.job_launch", lambda job_id: None)
     settings.TENSORFLEET_DATASET_IMPORT_ROOTS = [str(tmp_path / "data")]
     write_idx_folder(tmp_path / "data" / "mnist")
     r = api.post("/api/v1/jobs", {"model_type": "cnn", "dataset_path": str(tmp_path / "data" / "mnist")}, format="json")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import services
 from jobs.models import Job, Status
+from jobs.services import lifecycle
 from storage_app.blobs import blob_read
 from workers.weights import load_checkpoint
 
@@ -27,7 +27,7 @@ SPEC = dict(
 
 def run_job(user, spec, capture):
     with capture(execute=True):
-        job = services.job_create(owner=user, spec=spec)
+        job = lifecycle.job_create(owner=user, spec=spec)
     job.refresh_from_db()
     return job
 
@@ -48,7 +48,7 @@ def test_job_trains_every_epoch_and_checkpoints_the_result(
     model = load_checkpoint(blob_read(final.file.name))
     import torch
 
-    from workers.datasets import build_split
+    from workers.splits import build_split
 
     split = build_split("iris", seed=SPEC["seed"])
     with torch.no_grad():

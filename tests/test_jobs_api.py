@@ -17,7 +17,7 @@ VALID = {"model_type": "cnn", "dataset": "digits", "num_workers": 2, "epochs": 1
 def no_enqueue(monkeypatch):
     """These tests check the API, not the queue: record launches instead of sending them."""
     launched = []
-    monkeypatch.setattr("jobs.orchestration.job_launch", launched.append)
+    monkeypatch.setattr("jobs.services.launch.job_launch", launched.append)
     return launched
 
 
@@ -56,7 +56,23 @@ def test_defaults_fill_the_spec(api):
         0,
         "cpu",
     )
-    assert body["threads"] >= 1
+    assert body["threads"] == 0  # not fixed yet: the first worker that trains a shard picks it from its own cores
+
+
+def test_the_first_worker_fixes_the_thread_count_from_its_own_cores(user, eager_celery, local_storage, settings):
+    """The API host's cores say nothing about a worker's: the worker picks, records it once,
+    and every later task of the job trains with the recorded count."""
+    from jobs.models import Job
+    from jobs.services import lifecycle
+    from jobs.specs import job_spec_validate
+
+    settings.TENSORFLEET_THREADS_PER_SHARD = 1
+    spec = job_spec_validate(owner=user, data={"model_type": "logreg", "dataset": "iris", "epochs": 1})
+    job = lifecycle.job_create(owner=user, spec=spec)
+    assert job.threads == 0
+    assert lifecycle.job_threads_fix(job_id=job.id, threads=1) == 1
+    assert lifecycle.job_threads_fix(job_id=job.id, threads=7) == 1  # recorded once
+    assert Job.objects.get(id=job.id).threads == 1
 
 
 @pytest.mark.parametrize(

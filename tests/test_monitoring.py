@@ -17,8 +17,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from jobs import services
 from jobs.models import EpochMetric, Job, Status, Task
+from jobs.services import lifecycle
 from tests.factories import JobFactory, UserFactory
 from tests.processes import free_ports
 
@@ -190,7 +190,7 @@ def test_shard_counters_agree_with_task_rows(
     )  # fmt: skip
     before = scrape(client)
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.job_create(owner=user, spec=spec)
+        job = lifecycle.job_create(owner=user, spec=spec)
     job.refresh_from_db()
     assert job.status == Status.SUCCEEDED, job.error
     after = scrape(client)

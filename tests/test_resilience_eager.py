@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import orchestration, services
 from jobs.models import Job, Status, Task
 from jobs.reconcile import reconcile
+from jobs.services import claims, launch, lifecycle
 from workers.errors import classify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,8 +39,8 @@ def final_sha(job: Job) -> str:
 def create_unlaunched(user, spec, monkeypatch) -> Job:
     """A job whose on-commit launch never happened (as when the broker was down)."""
     with monkeypatch.context() as m:
-        m.setattr(orchestration, "job_launch", lambda job_id: None)
-        return services.job_create(owner=user, spec=spec)
+        m.setattr(launch, "job_launch", lambda job_id: None)
+        return lifecycle.job_create(owner=user, spec=spec)
 
 
 @pytest.fixture
@@ -56,26 +56,25 @@ def test_cancel_between_epochs_then_resume_gives_the_same_weights(
     user, eager_celery, local_storage, monkeypatch, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        reference = services.job_create(owner=user, spec=SPEC)
+        reference = lifecycle.job_create(owner=user, spec=SPEC)
     reference.refresh_from_db()
 
-    real_launch = orchestration.epoch_launch
+    real_launch = launch.epoch_launch
 
     def cancel_before_epoch_3(job_id, epoch):
         if epoch == 3:
-            services.job_cancel(job=Job.objects.get(id=job_id))
+            lifecycle.job_cancel(job=Job.objects.get(id=job_id))
         return real_launch(job_id, epoch)
 
-    monkeypatch.setattr(orchestration, "epoch_launch", cancel_before_epoch_3)
+    monkeypatch.setattr(launch, "epoch_launch", cancel_before_epoch_3)
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.job_create(owner=user, spec=SPEC)
+        job = lifecycle.job_create(owner=user, spec=SPEC)
     job.refresh_from_db()
     assert job.status == Status.CANCELLED and job.completed_epochs == 2
-    monkeypatch.setattr(orchestration, "epoch_launch", real_launch)
+    monkeypatch.setattr(launch, "epoch_launch", real_launch)
 
     with django_capture_on_commit_callbacks(execute=True):
-        restart = services.job_resume(job=job)
-        orchestration.epoch_launch(job.id, restart)
+        restart = lifecycle.job_resume(job=job)  # launches its restart epoch itself
     job.refresh_from_db()
     assert restart == 3 and job.status == Status.SUCCEEDED
     assert final_sha(job) == final_sha(reference)
@@ -96,7 +95,7 @@ def test_stale_running_shard_is_sent_again_and_the_epoch_completes(
     settings.TENSORFLEET_REDISPATCH_AFTER = 0
     job = create_unlaunched(user, {**SPEC, "epochs": 1}, monkeypatch)
     Job.objects.filter(id=job.id).update(status=Status.RUNNING)
-    services.epoch_tasks_dispatch(job=job, epoch=1)
+    claims.epoch_tasks_dispatch(job=job, epoch=1)
     long_ago = timezone.now() - timedelta(minutes=10)
     Task.objects.filter(job=job, shard=0).update(
         status=Status.RUNNING, attempts=1, heartbeat_at=long_ago, worker="dead@host"
@@ -119,7 +118,7 @@ def test_an_epoch_whose_aggregate_was_lost_is_aggregated(
     job = create_unlaunched(user, {**SPEC, "epochs": 1}, monkeypatch)
     with monkeypatch.context() as m:
         m.setattr("workers.steps.aggregate_step", lambda **kw: None)  # as if its message were lost
-        orchestration.epoch_launch(job.id, 1)
+        launch.epoch_launch(job.id, 1)
     job.refresh_from_db()
     assert job.status == Status.RUNNING and job.completed_tasks == 2 and job.completed_epochs == 0
     assert reconcile() == {"aggregates_dispatched": 1}
@@ -130,7 +129,7 @@ def test_an_epoch_whose_aggregate_was_lost_is_aggregated(
 def test_a_shard_that_keeps_losing_its_worker_fails_the_job(user, settings, local_storage, monkeypatch):
     job = create_unlaunched(user, SPEC, monkeypatch)
     Job.objects.filter(id=job.id).update(status=Status.RUNNING)
-    services.epoch_tasks_dispatch(job=job, epoch=1)
+    claims.epoch_tasks_dispatch(job=job, epoch=1)
     Task.objects.filter(job=job, shard=1).update(
         status=Status.RUNNING,
         attempts=5,
@@ -163,7 +162,7 @@ def test_a_failing_shard_fails_the_job_with_class_and_traceback(
     # As on a worker: the failure goes to the task's on_failure instead of up the caller's stack.
     eager_celery.conf.task_eager_propagates = False  # the fixture puts it back
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.job_create(owner=user, spec=SPEC)
+        job = lifecycle.job_create(owner=user, spec=SPEC)
     body = api.get(f"/api/v1/jobs/{job.id}").json()
     assert body["status"] == "failed" and body["error_class"] == "user_error"
     assert "shard" in body["error"] and "loss is NaN" in body["error"]

@@ -9,9 +9,10 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from jobs import asha, services, sweeps
+from jobs import asha
 from jobs.models import Job, Status, Sweep
 from jobs.search_space import SpaceError, grid_point, grid_size, parse_space, random_point, trial_point
+from jobs.services import claims, epochs, lifecycle, sweeps
 
 # A space / spec ---------------------------------------------------------------------------
 
@@ -144,8 +145,8 @@ def test_asha_min_mode_and_diverged_trials():
 def no_enqueue(monkeypatch):
     """These tests check the sweep bookkeeping, not training: record launches instead."""
     launched = []
-    monkeypatch.setattr("jobs.orchestration.job_launch", launched.append)
-    monkeypatch.setattr("jobs.orchestration.epoch_launch", lambda job_id, epoch: launched.append((job_id, epoch)))
+    monkeypatch.setattr("jobs.services.launch.job_launch", launched.append)
+    monkeypatch.setattr("jobs.services.launch.epoch_launch", lambda job_id, epoch: launched.append((job_id, epoch)))
     monkeypatch.setattr("jobs.orchestration.revoke", lambda ids: None)
     return launched
 
@@ -291,7 +292,7 @@ def test_cancelling_a_sweep_cancels_its_trials_and_starts_no_more(api, no_enqueu
 
 def record(job, epoch, val_accuracy):
     Job.objects.filter(id=job.id, status=Status.QUEUED).update(status=Status.RUNNING)
-    services.epoch_record(
+    epochs.epoch_record(
         job_id=job.id,
         epoch=epoch,
         train_loss=1.0 - val_accuracy,
@@ -335,7 +336,7 @@ def test_asha_stops_a_trial_behind_at_a_rung_and_its_slot_goes_to_the_next(user,
     t2.refresh_from_db()
     assert t2.status == "succeeded" and active(sweep) == [1, 4, 5]
     assert record(trial(sweep, 4), 1, 0.30) is False  # 4 at the rung now: 0.30 is not in the top 1/3
-    services.job_fail(job_id=t1.id, reason="out of memory")  # a failed trial frees its slot too
+    lifecycle.job_fail(job_id=t1.id, reason="out of memory")  # a failed trial frees its slot too
     assert active(sweep) == [5, 6]
     for n in (5, 6):
         assert record(trial(sweep, n), 1, 0.99) is True
@@ -355,7 +356,7 @@ def test_hooks_do_nothing_for_jobs_outside_a_sweep(user, no_enqueue):
     job = JobFactory(owner=user, status=Status.RUNNING, epochs=3)
     assert sweeps.next_epoch_held(job, 1) is False
     assert record(job, 1, 0.1) is True
-    services.job_cancel(job=job)
+    lifecycle.job_cancel(job=job)
     assert not Sweep.objects.exists() and Job.objects.count() == 1
 
 
@@ -363,7 +364,7 @@ def test_hooks_do_nothing_for_jobs_outside_a_sweep(user, no_enqueue):
 def test_a_sweep_whose_trials_all_fail_fails(user, no_enqueue):
     sweep = sweeps.sweep_create(owner=user, spec=_validated(user, {**SWEEP, "trials": 2, "max_concurrent": 2}))
     for n in (1, 2):
-        services.job_fail(job_id=trial(sweep, n).id, reason="boom")
+        lifecycle.job_fail(job_id=trial(sweep, n).id, reason="boom")
     sweep.refresh_from_db()
     assert sweep.status == "failed" and sweep.error == "no trial recorded an epoch"
 
@@ -477,11 +478,12 @@ def test_a_cancel_racing_an_epoch_launch_leaves_no_shard_queued(user, monkeypatc
 
     from jobs import orchestration
     from jobs.models import Task
+    from jobs.services import launch as launching
     from tests.factories import JobFactory
 
     job = JobFactory(owner=user, status=Status.RUNNING, num_workers=2, epochs=3)
     rows_made, release = threading.Event(), threading.Event()
-    dispatch = services.epoch_tasks_dispatch
+    dispatch = claims.epoch_tasks_dispatch
 
     def dispatch_then_wait(*, job, epoch):
         # The window inside epoch_tasks_dispatch: rows made (uncommitted), the job row not yet updated.
@@ -490,7 +492,7 @@ def test_a_cancel_racing_an_epoch_launch_leaves_no_shard_queued(user, monkeypatc
         release.wait(10)
         return dispatch(job=job, epoch=epoch)
 
-    monkeypatch.setattr(services, "epoch_tasks_dispatch", dispatch_then_wait)
+    monkeypatch.setattr(claims, "epoch_tasks_dispatch", dispatch_then_wait)
     monkeypatch.setattr(orchestration, "chord", lambda header, body: SimpleNamespace(apply_async=lambda: None))
     monkeypatch.setattr(orchestration, "revoke", lambda ids: None)
 
@@ -505,9 +507,9 @@ def test_a_cancel_racing_an_epoch_launch_leaves_no_shard_queued(user, monkeypatc
         thread.start()
         return thread
 
-    launch = in_thread(lambda: orchestration.epoch_launch(job.id, 2))
+    launch = in_thread(lambda: launching.epoch_launch(job.id, 2))
     assert rows_made.wait(10)
-    cancel = in_thread(lambda: services.job_cancel(job=job))
+    cancel = in_thread(lambda: lifecycle.job_cancel(job=job))
     cancel.join(timeout=1.0)  # with the job row locked by the launch, the cancel waits for it
     release.set()
     launch.join(10)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from workers.averaging import weighted_average
-from workers.datasets import build_split, shard_of
+from workers.splits import build_split, shard_of
 from workers.training import evaluate, make_optimizer, shard_generator, train_epoch
 from workers.weights import (
     bytes_to_state,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from workers.averaging import weighted_average
-from workers.datasets import build_split, shard_of
+from workers.splits import build_split, shard_of
 from workers.training import evaluate, make_optimizer, shard_generator, train_epoch
 from workers.zoo import initial_model
 

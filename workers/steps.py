@@ -9,15 +9,15 @@ import torch
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import orchestration, services, sweeps
-from jobs.models import EpochMetric, Job, Status
+from jobs import selectors
+from jobs.models import Job, Status
+from jobs.services import claims, epochs, lifecycle
 from storage_app.blobs import blob_delete, blob_read, blob_write, shard_optimizer_key, shard_weights_key
 from storage_app.models import Checkpoint
-from storage_app.services import checkpoint_save, checkpoints_prune
 from workers.averaging import weighted_average
-from workers.datasets import job_split, shard_of
-from workers.devices import configure_determinism, select_device, set_threads
+from workers.devices import configure_determinism, default_threads, select_device, set_threads
 from workers.errors import ShardsPending
+from workers.splits import job_split, shard_of
 from workers.training import TrainingStopped, evaluate, make_optimizer, shard_generator, train_epoch
 from workers.weights import (
     bytes_to_state,
@@ -42,8 +42,13 @@ def _starting_model(job: Job, epoch: int) -> torch.nn.Module:
 
 
 def _prepare(job: Job) -> torch.device:
+    """The device, and torch's thread count: the job's, fixed by the first worker that
+    trains it when the spec left it out (the count is part of the arithmetic)."""
     device = select_device()
     configure_determinism(device)
+    if not job.threads:
+        chosen = settings.TENSORFLEET_THREADS_PER_SHARD or default_threads(job.num_workers)
+        job.threads = lifecycle.job_threads_fix(job_id=job.id, threads=chosen)
     set_threads(job.threads)
     return device
 
@@ -58,7 +63,7 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
     was slower on 2 cores and SQLite — 6.5-6.8 s against 4.3-4.8 s for digits-cnn — as
     the next shard's claim waited on the inline aggregate's writes. Chords stay.)
     """
-    claim = services.task_claim(job_id=job_id, epoch=epoch, shard=shard, worker=worker)
+    claim = claims.task_claim(job_id=job_id, epoch=epoch, shard=shard, worker=worker)
     if claim is None:
         return {"skipped": True}
     job = claim.task.job
@@ -69,7 +74,7 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
         if trained is None:
             return {"stopped": True}
         local, key = (shard, trained), claim.task.output_key or shard_weights_key(job.id, epoch, shard)
-    if not in_chord and not job.tasks.filter(epoch=epoch).exclude(status=Status.SUCCEEDED).exists():
+    if not in_chord and selectors.epoch_all_succeeded(job_id=job.id, epoch=epoch):
         aggregate_step(job_id=job.id, epoch=epoch, local=local)
     return {"key": key}
 
@@ -87,7 +92,7 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
         optimizer_from_bytes(optimizer, blob_read(shard_optimizer_key(job.id, epoch - 1, shard)))
 
     def should_stop() -> bool:  # doubles as the heartbeat the reconciler watches
-        return not services.task_heartbeat(claim=claim)
+        return not claims.task_heartbeat(claim=claim)
 
     try:
         result = train_epoch(
@@ -101,12 +106,12 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
             check_every_s=settings.TENSORFLEET_CANCEL_CHECK_SECONDS,
         )
     except TrainingStopped:
-        services.task_stop(claim=claim, status=Status.CANCELLED, error="job cancelled")
+        claims.task_stop(claim=claim, status=Status.CANCELLED, error="job cancelled")
         return None
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(state))
     blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_to_bytes(optimizer))
-    services.task_complete(
+    claims.task_complete(
         claim=claim,
         output_key=key,
         samples=result.samples,
@@ -117,22 +122,21 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
 
 
 def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None) -> dict:
-    """Average the epoch's shard weights, checkpoint and evaluate them, launch the next
-    epoch, then record this one.
+    """Average the epoch's shard weights and evaluate them, hand the result to
+    ``jobs.services.epochs.epoch_finished`` (which stores it and decides what follows),
+    then delete the shard files it folded in.
 
-    A duplicate of this step (a redelivery) is harmless: shards claim their rows, the
-    next epoch is launched once, and the epoch is recorded once.
+    A duplicate of this step (a redelivery) is harmless: the epoch is recorded once.
     """
-    job = Job.objects.select_related("dataset_ref").filter(id=job_id).first()
-    if job is None or EpochMetric.objects.filter(job=job, epoch=epoch).exists():
+    shards = selectors.epoch_shards(job_id=job_id, epoch=epoch)
+    job, tasks = shards.job, shards.tasks
+    if job is None or shards.recorded:
         return {"skipped": True}
-    tasks = list(job.tasks.filter(epoch=epoch).order_by("shard"))
-    if job.status != Status.RUNNING and any(t.status != Status.SUCCEEDED for t in tasks):
+    done = sum(t.status == Status.SUCCEEDED for t in tasks)
+    if job.status != Status.RUNNING and done < len(tasks):
         return {"stopped": job.status}
-    if len(tasks) != job.num_workers or any(t.status != Status.SUCCEEDED for t in tasks):
-        raise ShardsPending(
-            f"epoch {epoch}: {sum(t.status == Status.SUCCEEDED for t in tasks)} of {job.num_workers} shards done"
-        )
+    if len(tasks) != job.num_workers or done < len(tasks):
+        raise ShardsPending(f"epoch {epoch}: {done} of {job.num_workers} shards done")
 
     device = _prepare(job)
     samples = [t.samples for t in tasks]
@@ -142,38 +146,21 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
     model.load_state_dict(averaged)
     split = job_split(job)
     val_loss, val_accuracy = evaluate(model.to(device), split.x_val.to(device), split.y_val.to(device))
-    data = checkpoint_bytes(averaged, job.model_config)
-    checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=data, val_accuracy=val_accuracy)
-    # The next epoch starts once this one is evaluated, not during: on a machine whose
-    # cores the shards already use, evaluating beside them oversubscribes torch's
-    # threads and slows both (measured: 10x slower shards on 2 cores). Retention and
-    # bookkeeping below are single-threaded and overlap with the next epoch's start.
-    launched = job.tasks.filter(epoch=epoch + 1).exists()  # by an earlier delivery of this step
-    held = not launched and sweeps.next_epoch_held(job, epoch)  # a sweep trial at a rung: launched once judged
-    if epoch < job.epochs and not (launched or held) and Job.objects.filter(id=job.id, status=Status.RUNNING).exists():
-        orchestration.epoch_launch(job.id, epoch + 1)
-    if epoch == job.epochs:
-        checkpoint_save(job=job, epoch=epoch, kind=Checkpoint.Kind.FINAL, data=data, val_accuracy=val_accuracy)
-    checkpoints_prune(job=job)  # the newest epoch is always kept: the next epoch starts from it
-
     total = sum(samples)
-    first_start = min(t.started_at for t in tasks)
-    services.epoch_record(
-        job_id=job.id,
+    result = epochs.EpochResult(
         epoch=epoch,
+        checkpoint=checkpoint_bytes(averaged, job.model_config),
         train_loss=sum(t.train_loss * t.samples for t in tasks) / total,
         val_loss=val_loss,
         val_accuracy=val_accuracy,
         samples=total,
-        duration_s=(timezone.now() - first_start).total_seconds(),
+        duration_s=(timezone.now() - min(t.started_at for t in tasks)).total_seconds(),
     )
-    if job.sweep_id and sweeps.on_epoch_recorded(job.id, epoch) and held:
-        orchestration.epoch_launch(job.id, epoch + 1)  # early stopping let it go on
+    epochs.epoch_finished(job=job, result=result)
     # Shard weights are folded into the checkpoint; the previous epoch's optimiser
     # states have been read by every shard of this one.
     for t in tasks:
         blob_delete(t.output_key)
         if epoch > 1:
             blob_delete(shard_optimizer_key(job.id, epoch - 1, t.shard))
-    logger.info("job %s epoch %s: val_accuracy %.4f", job.id, epoch, val_accuracy)
     return {"epoch": epoch, "val_accuracy": val_accuracy}

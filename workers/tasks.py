@@ -1,15 +1,16 @@
 """Celery tasks that train. Thin: each loads IDs from its message and calls a step.
 
 Retries are narrow (connection errors with storage, broker or database, with
-backoff and jitter); any other error fails the job with a readable reason.
+backoff and jitter). A final failure is classified here and reported to
+``jobs.services.failures``, whose rules decide what it means for the job.
 """
 
 from __future__ import annotations
 
 from celery import Task as CeleryTask
 
-from jobs import services
-from jobs.models import EpochMetric, Status, Task
+from jobs.services import claims, failures
+from jobs.task_names import AGGREGATE_EPOCH, TRAIN_SHARD
 from tensorfleet_site.celery import app
 from workers import steps
 from workers.errors import TRANSIENT_ERRORS, ShardsPending, classify, describe, is_broker_error
@@ -23,39 +24,38 @@ class TrainingTask(CeleryTask):
     retry_jitter = True
     max_retries = 10
 
+
+class ShardTask(TrainingTask):
     def on_retry(self, exc, task_id, args, kwargs, einfo):
-        if self.name == "workers.train_shard":
-            job_id, epoch, shard = args[0], args[1], args[2]
-            services.task_retrying(job_id=job_id, epoch=epoch, shard=shard, celery_id=task_id, error=describe(exc))
+        job_id, epoch, shard = args[0], args[1], args[2]
+        claims.task_retrying(job_id=job_id, epoch=epoch, shard=shard, celery_id=task_id, error=describe(exc))
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        """Final failure (retries spent, or an error retrying cannot fix): fail the job with
-        the reason, unless the database shows the work is done or the broker itself is
-        down (then the reconciler sends the work again once it is back)."""
-        job_id, epoch = args[0], args[1]
-        error_class = classify(exc)
-        if self.name == "workers.train_shard":
-            shard = args[2]
-            if Task.objects.filter(job_id=job_id, epoch=epoch, shard=shard, status=Status.SUCCEEDED).exists():
-                return  # only the result's transport failed: the row holds the result
-            if is_broker_error(exc):
-                services.task_retrying(job_id=job_id, epoch=epoch, shard=shard, celery_id=task_id, error=describe(exc))
-                return
-            where = f"shard {shard} of epoch {epoch}"
-            services.task_fail(job_id=job_id, epoch=epoch, shard=shard, error=describe(exc), error_class=error_class)
-        else:
-            if EpochMetric.objects.filter(job_id=job_id, epoch=epoch).exists() or is_broker_error(exc):
-                return
-            where = f"aggregating epoch {epoch}"
-        services.job_fail(
-            job_id=job_id,
-            reason=f"{where} failed ({error_class}): {describe(exc)}",
+        failures.shard_failed(
+            job_id=args[0],
+            epoch=args[1],
+            shard=args[2],
+            celery_id=task_id,
+            error=describe(exc),
+            error_class=classify(exc),
             detail=str(einfo),
-            error_class=error_class,
+            broker_down=is_broker_error(exc),
         )
 
 
-@app.task(bind=True, base=TrainingTask, name="workers.train_shard")
+class AggregateTask(TrainingTask):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        failures.aggregate_failed(
+            job_id=args[0],
+            epoch=args[1],
+            error=describe(exc),
+            error_class=classify(exc),
+            detail=str(einfo),
+            broker_down=is_broker_error(exc),
+        )
+
+
+@app.task(bind=True, base=ShardTask, name=TRAIN_SHARD)
 def train_shard(self, job_id: str, epoch: int, shard: int) -> dict:
     return steps.shard_step(
         job_id=job_id,
@@ -66,7 +66,7 @@ def train_shard(self, job_id: str, epoch: int, shard: int) -> dict:
     )
 
 
-@app.task(bind=True, base=TrainingTask, name="workers.aggregate_epoch")
+@app.task(bind=True, base=AggregateTask, name=AGGREGATE_EPOCH)
 def aggregate_epoch(self, job_id: str, epoch: int) -> dict:
     try:
         return steps.aggregate_step(job_id=job_id, epoch=epoch)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.catalog import OPTIMIZERS
+from jobs.catalog import OPTIMIZERS
 
 
 class TrainingStopped(Exception):

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from workers.catalog import MODEL_TYPES
+from jobs.catalog import MODEL_TYPES
 
 
 def build_model(model_type: str, input_shape: list[int] | tuple[int, ...], num_classes: int) -> nn.Module:

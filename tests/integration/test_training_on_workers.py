@@ -8,7 +8,7 @@ import hashlib
 import pytest
 import torch
 
-from workers.datasets import build_split
+from workers.splits import build_split
 from workers.weights import load_checkpoint
 
 pytestmark = pytest.mark.integration

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from jobs import services
 from jobs.management.commands._common import JobCommand, get_job
+from jobs.services import lifecycle
 
 
 class Command(JobCommand):
@@ -15,7 +15,7 @@ class Command(JobCommand):
     def handle(self, *args, **opts):
         job = get_job(opts["job_id"])
         try:
-            services.job_cancel(job=job)
-        except services.JobNotActive as exc:
+            lifecycle.job_cancel(job=job)
+        except lifecycle.JobNotActive as exc:
             raise CommandError(f"cannot cancel job {job.id}: {exc}") from None
         self.stdout.write(f"cancelled job {job.id}")

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from jobs.management.commands._common import JobCommand, get_job
+from storage_app.checksums import ChecksumMismatch, copy_verified
 from storage_app.models import Checkpoint
 
 
@@ -33,22 +33,15 @@ class Command(JobCommand):
             )
             if checkpoint is None:
                 raise CommandError(f"job {job.id} has no checkpoint yet (status {job.status})")
-        name = f"{job.id}-{'final' if checkpoint.kind == 'final' else f'epoch-{checkpoint.epoch}'}.safetensors"
+        name = checkpoint.download_name
         target = Path(opts["output"] or ".")
         if target.is_dir():
             target = target / name
         if not target.parent.is_dir():
             raise CommandError(f"--output: folder {target.parent} does not exist")
-        digest = hashlib.sha256()
-        tmp = target.with_name(target.name + ".part")
-        with checkpoint.file.open("rb") as src, open(tmp, "wb") as dst:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                digest.update(chunk)
-                dst.write(chunk)
-        if digest.hexdigest() != checkpoint.sha256:
-            tmp.unlink()
-            raise CommandError(
-                f"sha256 mismatch for {checkpoint.file.name}: got {digest.hexdigest()}, recorded {checkpoint.sha256}"
-            )
-        tmp.replace(target)
+        try:
+            with checkpoint.file.open("rb") as src:
+                copy_verified(src, target, sha256=checkpoint.sha256)
+        except ChecksumMismatch as exc:
+            raise CommandError(f"sha256 mismatch for {checkpoint.file.name}: {exc}") from None
         self.stdout.write(f"wrote {target} ({checkpoint.size} bytes, sha256 {checkpoint.sha256})")

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from django.core.management.base import CommandError
-from django.db import transaction
 
-from jobs import orchestration, services
 from jobs.management.commands._common import JobCommand, get_job
+from jobs.services import lifecycle
 
 
 class Command(JobCommand):
@@ -16,9 +15,7 @@ class Command(JobCommand):
     def handle(self, *args, **opts):
         job = get_job(opts["job_id"])
         try:
-            with transaction.atomic():
-                epoch = services.job_resume(job=job)
-                transaction.on_commit(lambda: orchestration.epoch_launch(job.id, epoch))
-        except services.JobNotResumable as exc:
+            epoch = lifecycle.job_resume(job=job)
+        except lifecycle.JobNotResumable as exc:
             raise CommandError(f"cannot resume job {job.id}: {exc}") from None
         self.stdout.write(f"resumed job {job.id} at epoch {epoch}")

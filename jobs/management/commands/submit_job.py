@@ -7,9 +7,9 @@ import json
 from django.core.management.base import CommandError
 from django.db import transaction
 
-from jobs import services
 from jobs.management.commands._common import JobCommand, first_error_line, get_owner
-from jobs.serializers import JobCreateSerializer
+from jobs.services import lifecycle
+from jobs.specs import SpecInvalid, job_spec_validate
 from jobs.watch import exit_code_for, watch_job
 
 # option dest -> API field
@@ -56,13 +56,14 @@ class Command(JobCommand):
 
     def handle(self, *args, **opts):
         data = {field: opts[dest] for dest, field in OPTIONS.items() if opts.get(dest) is not None}
-        spec = JobCreateSerializer(data=data, context={"owner": lambda: get_owner(opts["owner"])})
-        if not spec.is_valid():
-            labels = {field: "--" + dest.replace("_", "-") for dest, field in OPTIONS.items()}
-            raise CommandError(first_error_line(spec.errors, labels))
-        owner = get_owner(opts["owner"])
-        with transaction.atomic():
-            job = services.job_create(owner=owner, spec=spec.validated_data)
+        labels = {field: "--" + dest.replace("_", "-") for dest, field in OPTIONS.items()}
+        try:
+            spec = job_spec_validate(owner=lambda: get_owner(opts["owner"]), data=data)
+            owner = get_owner(opts["owner"])
+            with transaction.atomic():
+                job = lifecycle.job_create(owner=owner, spec=spec)
+        except SpecInvalid as exc:
+            raise CommandError(first_error_line(exc.errors, labels)) from None
         if opts["json"]:
             from jobs.serializers import JobSerializer
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from jobs import sweeps
 from jobs.management.commands._common import JobCommand, first_error_line, get_owner
 from jobs.models import FINAL_STATUSES, Job, Sweep
+from jobs.services import sweeps
 from jobs.sweep_serializers import SweepCreateSerializer
 
 

@@ -341,15 +341,14 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines))
 
     def _demo(self, opts, username: str):
-        from jobs import services
-        from jobs.serializers import JobCreateSerializer
+        from jobs.services import lifecycle
+        from jobs.specs import job_spec_validate
         from jobs.watch import watch_job
 
         owner = get_user_model().objects.get(username=username)
-        spec = JobCreateSerializer(data={**DEMO_SPEC, "epochs": opts["demo_epochs"]}, context={"owner": owner})
-        spec.is_valid(raise_exception=True)
+        spec = job_spec_validate(owner=owner, data={**DEMO_SPEC, "epochs": opts["demo_epochs"]})
         with transaction.atomic():
-            job = services.job_create(owner=owner, spec=spec.validated_data)
+            job = lifecycle.job_create(owner=owner, spec=spec)
         self.stdout.write(f"demo job {job.id}: cnn on digits, 2 shards, {job.epochs} epochs")
         job = watch_job(job.id, out=self.stdout._out)
         if job.status == "succeeded":

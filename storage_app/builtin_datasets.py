@@ -1,15 +1,9 @@
-"""What the platform can train: model types, built-in datasets, optimisers.
-
-This module has no torch import, so the API can validate job specs without
-loading PyTorch. The shapes here are what ``workers.datasets`` produces.
-"""
+"""The built-in datasets: their names, shapes and classes. No torch import here, so
+the API validates specs without loading PyTorch; ``workers.splits`` produces them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-MODEL_TYPES = ("logreg", "mlp", "cnn")
-OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 A sweep's trials are ordinary jobs (``Job.sweep``, ``Job.trial_number``), created one
 by one as slots free up, so at most ``max_concurrent`` are queued or running. Nothing
-polls: the training path calls two hooks,
+polls: the lifecycle calls two hooks,
 
-* ``on_epoch_recorded(job_id, epoch)`` after an epoch is recorded (workers/steps.py
-  ``aggregate_step``): ASHA decides whether the trial goes on; a trial that falls behind
+* ``on_epoch_recorded(job_id, epoch)`` after an epoch is recorded
+  (``jobs.services.epochs.epoch_finished``): ASHA decides whether the trial goes on; a trial that falls behind
   at a rung is cancelled with ``error = "early-stopped"`` (its checkpoints stay). At a
   rung the next epoch waits for that decision (``next_epoch_held``);
-* ``on_trial_finished(job_id)`` when a trial ends (``epoch_record``, ``job_fail``,
-  ``job_cancel``): the next trials start, the best trial and the sweep's status follow.
+* ``on_trial_finished(job_id)`` when a trial ends (the ``jobs.signals.job_ended`` signal,
+  sent by ``epoch_record``, ``job_fail`` and ``job_cancel``): the next trials start, the best trial and the sweep's status follow.
 
 Both are no-ops for jobs outside a sweep. Every decision is taken holding the sweep's
 row lock, so two trials ending at once on two workers cannot overfill the slots. The
@@ -24,10 +24,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs import asha, services
+from jobs import asha
 from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Sweep
 from jobs.search_space import parse_space, trial_point
-from jobs.serializers import JobCreateSerializer
+from jobs.services import lifecycle
+from jobs.specs import SpecInvalid, job_spec_validate, spec_fields
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +57,15 @@ def trial_data(*, base: dict, space: dict, search: str, seed: int, number: int, 
 
 def trial_validate(*, owner, data: dict) -> dict:
     """The validated job spec, or TrialSpecInvalid with the job validation's messages."""
-    spec = JobCreateSerializer(data=data, context={"owner": owner})
-    if not spec.is_valid():
-        raise TrialSpecInvalid("; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in spec.errors.items()))
-    return spec.validated_data
+    try:
+        return job_spec_validate(owner=owner, data=data)
+    except SpecInvalid as exc:
+        raise TrialSpecInvalid(str(exc)) from None
 
 
 def trial_spec(job: Job) -> dict:
     """A job's spec as the jobs API takes it: resubmit it to train the trial again on its own."""
-    spec = {f: getattr(job, f) for f in JobCreateSerializer().fields if f != "dataset_size"}
+    spec = {f: getattr(job, f) for f in spec_fields() if f != "dataset_size"}
     if job.dataset_size is not None:
         spec["dataset_size"] = job.dataset_size
     return spec
@@ -113,8 +114,8 @@ def sweep_cancel(*, sweep: Sweep) -> Sweep:
             raise SweepNotActive(f"sweep is already {sweep.status}")
         for job in Job.objects.filter(sweep_id=sweep.id, status__in=ACTIVE_STATUSES):
             try:
-                services.job_cancel(job=job)
-            except services.JobNotActive:
+                lifecycle.job_cancel(job=job)
+            except lifecycle.JobNotActive:
                 pass  # it ended meanwhile
     sweep.refresh_from_db()
     return sweep
@@ -149,10 +150,11 @@ def _trial_create(sweep: Sweep, number: int) -> Job:
     data = trial_data(
         base=sweep.base, space=sweep.space, search=sweep.search, seed=sweep.seed, number=number, name=sweep.name
     )
-    job = services.job_create(owner=sweep.owner, spec=trial_validate(owner=sweep.owner, data=data))
-    # The same transaction as the row's creation: the job is a trial before it launches.
-    Job.objects.filter(id=job.id).update(sweep=sweep, trial_number=number)
-    job.sweep, job.trial_number = sweep, number
+    spec = trial_validate(owner=sweep.owner, data=data)
+    try:  # a trial is a trial from its row's creation, before it launches
+        job = lifecycle.job_create(owner=sweep.owner, spec=spec, sweep=sweep, trial_number=number)
+    except SpecInvalid as exc:  # its dataset could not be imported
+        raise TrialSpecInvalid(str(exc)) from None
     logger.info("sweep %s: trial %s started as job %s", sweep.id, number, job.id)
     return job
 
@@ -173,8 +175,8 @@ def _sweep_fail(sweep: Sweep, reason: str) -> None:
     logger.warning("sweep %s failed: %s", sweep.id, reason)
     for job in Job.objects.filter(sweep=sweep, status__in=ACTIVE_STATUSES):
         try:
-            services.job_cancel(job=job)
-        except services.JobNotActive:
+            lifecycle.job_cancel(job=job)
+        except lifecycle.JobNotActive:
             pass
 
 
@@ -248,7 +250,7 @@ def on_epoch_recorded(job_id, epoch: int) -> bool:
                 if decision.rung is not None:
                     logger.info("sweep %s trial %s epoch %s: %s", sweep.id, job.trial_number, epoch, decision)
                 if not decision.keep_going:
-                    services.job_cancel(job=job, reason=EARLY_STOPPED)  # its end hook starts the next trial
+                    lifecycle.job_cancel(job=job, reason=EARLY_STOPPED)  # its end hook starts the next trial
                     keep_going = False
             _best_refresh(sweep)
             return keep_going
@@ -275,6 +277,11 @@ def _asha_decide(sweep: Sweep, job: Job, epoch: int, stopping: dict) -> asha.Dec
         max_epochs=job.epochs,
         mode=sweep.mode,
     )
+
+
+def on_job_ended(sender, *, job_id, **kwargs) -> None:
+    """``jobs.signals.job_ended`` receiver (connected in ``JobsConfig.ready``)."""
+    on_trial_finished(job_id)
 
 
 def on_trial_finished(job_id) -> None:

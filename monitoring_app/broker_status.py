@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from jobs.broker import PRIORITY_SUFFIXES
+from jobs.pending_messages import PRIORITY_SUFFIXES, is_redis_url
 
 BROKER_TIMEOUT_S = 1.0
 # `inspect` waits this long for replies. Its answer is cached for WORKERS_CACHE_S, so
@@ -25,14 +25,10 @@ _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
-def is_redis(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://", "unix://"))
-
-
 def redis_client() -> redis.Redis | None:
     """A client of the broker's Redis with short timeouts (None for another broker)."""
     url = settings.CELERY_BROKER_URL
-    if not is_redis(url):
+    if not is_redis_url(url):
         return None
     with _clients_lock:
         if url not in _clients:

@@ -8,8 +8,6 @@ loaded splits in memory and reuses them across tasks.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workers.catalog import BUILTIN_DATASETS, SYNTHETIC_CLASSES, SYNTHETIC_DEFAULT_SIZE, SYNTHETIC_FEATURES
+from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_CLASSES, SYNTHETIC_DEFAULT_SIZE, SYNTHETIC_FEATURES
 
 VALIDATION_FRACTION = 0.2
 
@@ -113,6 +111,7 @@ def _local_copy(dataset) -> Path:
     from django.conf import settings
 
     from storage_app.blobs import storage_errors
+    from storage_app.checksums import ChecksumMismatch, copy_verified
     from storage_app.datasets import EXTENSIONS
 
     cache = Path(settings.STATE_DIR) / "cache" / "datasets"
@@ -120,16 +119,11 @@ def _local_copy(dataset) -> Path:
     path = cache / f"{dataset.sha256}.{EXTENSIONS[dataset.format]}"
     if path.exists():
         return path
-    digest = hashlib.sha256()
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    with storage_errors(), dataset.file.open("rb") as src, open(tmp, "wb") as dst:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            digest.update(chunk)
-            dst.write(chunk)
-    if digest.hexdigest() != dataset.sha256:
-        tmp.unlink()
-        raise ValueError(f"dataset {dataset.id}: stored bytes do not match sha256 {dataset.sha256}")
-    tmp.replace(path)
+    try:
+        with storage_errors(), dataset.file.open("rb") as src:
+            copy_verified(src, path, sha256=dataset.sha256)
+    except ChecksumMismatch as exc:
+        raise ValueError(f"dataset {dataset.id}: stored bytes do not match: {exc}") from None
     return path
 
 

@@ -22,9 +22,13 @@ def _message_id(raw: bytes) -> str | None:
     return (data.get("headers") or {}).get("id") or (data.get("properties") or {}).get("correlation_id")
 
 
+def is_redis_url(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
 def pending_message_ids(queues: list[str]) -> set[str] | None:
     url = settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not is_redis_url(url):
         return None
     ids: set[str] = set()
     with redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5) as client:  # closed each pass

@@ -1,0 +1,48 @@
+"""Launching an epoch: its Task rows, then its chord. Used by create, resume, the
+epoch-finished decision and the reconciler, so an epoch starts one way only."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from jobs import orchestration
+from jobs.models import Job, Status
+from jobs.services import claims
+
+logger = logging.getLogger(__name__)
+
+
+def job_launch(job_id) -> None:
+    """Start epoch 1 of a newly committed job. If the broker cannot be reached the job
+    stays queued, and the reconciler launches it once the broker is back."""
+    try:
+        epoch_launch(job_id, 1)
+    except Exception:  # noqa: BLE001 - the API answered already; the reconciler retries
+        logger.exception("could not enqueue job %s; the reconciler will try again", job_id)
+
+
+def epoch_launch(job_id, epoch: int) -> None:
+    """Create the epoch's Task rows and send its chord (shards in parallel, then aggregate).
+
+    The job's row stays locked while its Task rows are made: a cancel committing meanwhile
+    waits, then cancels them too, instead of leaving them queued for a job that has ended
+    (no shard would ever claim them)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(id=job_id, status__in=(Status.QUEUED, Status.RUNNING)).first()
+        if job is None:
+            return
+        ids = claims.epoch_tasks_dispatch(job=job, epoch=epoch)
+    # A shard that already succeeded is sent too (it answers at once) so the chord counts it.
+    celery_ids = {s: ids.get(s) or claims.new_celery_id(job.id, epoch, s) for s in range(job.num_workers)}
+    orchestration.epoch_send(job, epoch, celery_ids)
+
+
+def shard_redispatch(task, *, worker_lost: bool = False) -> bool:
+    """Send a shard again on its own (outside any chord); its completion triggers the aggregate."""
+    celery_id = claims.new_celery_id(task.job_id, task.epoch, task.shard)
+    if not claims.task_requeue(task=task, celery_id=celery_id, worker_lost=worker_lost):
+        return False
+    orchestration.shard_send(task.job, task.epoch, task.shard, celery_id)
+    return True

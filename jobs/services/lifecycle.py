@@ -1,0 +1,178 @@
+"""Writes to a job as a whole: create, cancel, fail, resume, delete.
+
+A job that ends (cancelled or failed here, succeeded in ``jobs.services.epochs``) sends
+``jobs.signals.job_ended``; the sweep scheduler listens, so this module needs no sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import orchestration, signals
+from jobs.models import ACTIVE_STATUSES, Job, Status, Task
+from jobs.services import launch
+from jobs.specs import DatasetImport, SpecInvalid, dataset_errors
+from storage_app.builtin_datasets import BUILTIN_DATASETS
+from storage_app.datasets import DatasetError, dataset_import
+from storage_app.services import job_objects_delete
+
+logger = logging.getLogger(__name__)
+
+
+class JobNotActive(Exception):
+    """The job has already finished (succeeded, failed or been cancelled)."""
+
+
+class JobNotFinished(Exception):
+    """The job is still queued or running."""
+
+
+class JobNotResumable(Exception):
+    """Only cancelled or failed jobs with epochs left can resume."""
+
+
+def _dataset_fields(dataset) -> dict:
+    if isinstance(dataset, str):  # a built-in
+        builtin = BUILTIN_DATASETS[dataset]
+        return {"dataset": dataset, "input_shape": list(builtin.input_shape), "num_classes": builtin.num_classes}
+    return {  # an uploaded storage_app.Dataset
+        "dataset": dataset.name,
+        "dataset_ref": dataset,
+        "dataset_sha256": dataset.sha256,
+        "input_shape": list(dataset.input_shape),
+        "num_classes": dataset.num_classes,
+    }
+
+
+def _dataset_import(*, owner, spec: dict, uri: str):
+    """Import the spec's dataset by path or URI, then check the rules that need it."""
+    try:
+        dataset = dataset_import(owner=owner, uri=uri)
+    except DatasetError as exc:
+        raise SpecInvalid({"dataset": [str(exc)]}) from None
+    errors = dataset_errors(spec, dataset)
+    if errors:
+        raise SpecInvalid(errors)
+    return dataset
+
+
+def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None) -> Job:
+    """Store a job from a validated spec (``jobs.specs``); epoch 1 is launched once the
+    row is committed. ``threads`` left out of the spec is 0 until the first worker that
+    trains a shard fixes it from its own cores (``job_threads_fix``)."""
+    dataset = spec["dataset"]
+    if isinstance(dataset, DatasetImport):
+        dataset = _dataset_import(owner=owner, spec=spec, uri=dataset.uri)
+    shards = spec["num_workers"]
+    job = Job.objects.create(
+        owner=owner,
+        name=spec.get("name", ""),
+        model_type=spec["model_type"],
+        **_dataset_fields(dataset),
+        dataset_size=spec.get("dataset_size"),
+        num_workers=shards,
+        epochs=spec["epochs"],
+        batch_size=spec["batch_size"],
+        learning_rate=spec["learning_rate"],
+        optimizer=spec["optimizer"],
+        momentum=spec.get("momentum", 0.0),
+        seed=spec["seed"],
+        queue=spec["queue"],
+        threads=spec.get("threads") or 0,
+        keep_checkpoints=spec.get("keep_checkpoints", settings.TENSORFLEET_KEEP_CHECKPOINTS),
+        total_tasks=shards * spec["epochs"],
+        sweep=sweep,
+        trial_number=trial_number,
+    )
+    transaction.on_commit(lambda: launch.job_launch(job.id))
+    return job
+
+
+def job_threads_fix(*, job_id, threads: int) -> int:
+    """The job's torch thread count per shard: the first worker to ask records its own
+    choice, and every later task of the job (retries and resumes too) trains with it,
+    since the count is part of the arithmetic (docs/ARCHITECTURE: determinism)."""
+    Job.objects.filter(id=job_id, threads=0).update(threads=threads)
+    return Job.objects.filter(id=job_id).values_list("threads", flat=True).get()
+
+
+def job_cancel(*, job: Job, reason: str = "") -> Job:
+    """Stop a queued or running job: no new epoch starts, queued shards are revoked,
+    and running shards stop at their next cancellation check. ``reason`` goes to
+    ``error`` (a sweep's early stop says "early-stopped"); checkpoints stay."""
+    with transaction.atomic():
+        updated = Job.objects.filter(id=job.id, status__in=ACTIVE_STATUSES).update(
+            status=Status.CANCELLED, finished_at=timezone.now(), error=reason
+        )
+        if not updated:
+            job.refresh_from_db()
+            raise JobNotActive(f"job is already {job.status}")
+        queued = list(Task.objects.filter(job=job, status=Status.QUEUED).values_list("celery_id", flat=True))
+        Task.objects.filter(job=job, status=Status.QUEUED).update(status=Status.CANCELLED)
+        transaction.on_commit(lambda: orchestration.revoke([cid for cid in queued if cid]))
+    job.refresh_from_db()
+    signals.job_ended.send(sender=Job, job_id=job.id)
+    return job
+
+
+def job_fail(*, job_id, reason: str, detail: str = "", error_class: str = "") -> bool:
+    """Mark an active job failed with a readable reason; False when it had already ended."""
+    updated = Job.objects.filter(id=job_id, status__in=ACTIVE_STATUSES).update(
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error=reason[:2000],
+        error_class=error_class,
+        error_detail=detail[:20000],
+    )
+    if updated:
+        logger.warning("job %s failed: %s", job_id, reason)
+        signals.job_ended.send(sender=Job, job_id=job_id)
+    return bool(updated)
+
+
+def job_delete(*, job: Job) -> None:
+    """Delete a finished job with its rows and every object it wrote to storage."""
+    if job.status in ACTIVE_STATUSES:
+        raise JobNotFinished(f"job is {job.status}; cancel it first")
+    job_id = job.id
+    with transaction.atomic():
+        job.delete()
+        transaction.on_commit(lambda: job_objects_delete(job_id))
+
+
+def job_resume(*, job: Job) -> int:
+    """Continue a cancelled or failed job from its last completed epoch's checkpoint,
+    and launch that epoch once this commits. Returns the epoch it restarts at.
+
+    Shards of later epochs start over (their work is deterministic, so the result is
+    the same as an uninterrupted run).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(id=job.id)
+        if job.status not in (Status.CANCELLED, Status.FAILED):
+            raise JobNotResumable(f"job is {job.status}; only cancelled or failed jobs resume")
+        restart = job.completed_epochs + 1
+        if restart > job.epochs:
+            raise JobNotResumable("every epoch has completed; nothing to resume")
+        job.tasks.filter(epoch__gte=restart).update(status=Status.QUEUED, error="", error_class="", heartbeat_at=None)
+        job.status = Status.RUNNING
+        job.finished_at = None
+        job.error = job.error_class = job.error_detail = ""
+        job.completed_tasks = job.tasks.filter(status=Status.SUCCEEDED).count()
+        job.save(
+            update_fields=[
+                "status",
+                "finished_at",
+                "error",
+                "error_class",
+                "error_detail",
+                "completed_tasks",
+                "updated_at",
+            ]
+        )
+        transaction.on_commit(lambda: launch.epoch_launch(job.id, restart))
+    return restart

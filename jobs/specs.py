@@ -1,0 +1,133 @@
+"""A job spec: its fields, their rules, and the one function that validates it.
+
+The API, the dashboard, the commands and the sweep scheduler all call
+``job_spec_validate``; none of them runs another layer's serializer. Validation reads
+the database (the owner's datasets) but writes nothing: a dataset named by a path or
+an ``s3://`` URI is imported by ``jobs.services.lifecycle.job_create``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from rest_framework import serializers
+
+from jobs.catalog import MODEL_TYPES, OPTIMIZERS
+from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_MAX_SIZE
+from storage_app.models import Dataset
+from tensorfleet_site.serializers import StrictSerializer
+
+
+class SpecInvalid(Exception):
+    """A spec broke a rule; ``errors`` maps each field to its messages, as DRF does."""
+
+    def __init__(self, errors: dict):
+        super().__init__("; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class DatasetImport:
+    """A spec's dataset given as a local path or an ``s3://`` URI, to import at creation."""
+
+    uri: str
+
+
+class JobCreateSerializer(StrictSerializer):
+    aliases = {"dataset_path": "dataset"}
+
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    model_type = serializers.ChoiceField(choices=MODEL_TYPES)
+    dataset = serializers.CharField(
+        max_length=1000,
+        help_text="a built-in dataset (digits, iris, wine, breast_cancer, synthetic), the id or name of one of "
+        "your datasets, or (also as 'dataset_path') an s3://bucket/key URI or a local path to import",
+    )
+    dataset_size = serializers.IntegerField(
+        min_value=10, max_value=SYNTHETIC_MAX_SIZE, required=False, help_text="samples, for 'synthetic' only"
+    )
+    num_workers = serializers.IntegerField(
+        min_value=1, max_value=settings.TENSORFLEET_MAX_SHARDS, default=1, help_text="data shards per epoch"
+    )
+    epochs = serializers.IntegerField(min_value=1, max_value=settings.TENSORFLEET_MAX_EPOCHS, default=10)
+    batch_size = serializers.IntegerField(min_value=1, max_value=65536, default=32)
+    learning_rate = serializers.FloatField(min_value=1e-8, max_value=10.0, default=1e-3)
+    optimizer = serializers.ChoiceField(choices=OPTIMIZERS, default="adam")
+    momentum = serializers.FloatField(min_value=0.0, max_value=0.999, default=0.0, help_text="for sgd")
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    queue = serializers.ChoiceField(choices=settings.TENSORFLEET_QUEUES, default=settings.TENSORFLEET_QUEUES[0])
+    threads = serializers.IntegerField(
+        min_value=1,
+        max_value=256,
+        required=False,
+        help_text="torch CPU threads per shard (default: the first worker that trains it picks cores / shards)",
+    )
+    keep_checkpoints = serializers.IntegerField(
+        min_value=1,
+        max_value=10000,
+        default=settings.TENSORFLEET_KEEP_CHECKPOINTS,
+        help_text="epoch checkpoints kept besides the best and the final one",
+    )
+
+    def validate_dataset(self, value: str):
+        """A built-in name, or one of the owner's datasets (by id or name), or a path/URI to import."""
+        value = value.strip()
+        if value in BUILTIN_DATASETS:
+            return value
+        owner = self.context.get("owner")
+        if callable(owner):  # resolved only when needed (the command line looks the user up lazily)
+            owner = owner()
+        if owner is None:
+            raise serializers.ValidationError(f"Unknown dataset {value!r}.")
+        mine = Dataset.objects.filter(owner=owner)
+        found = mine.filter(name=value).first()
+        if found is None:
+            try:
+                found = mine.filter(id=uuid.UUID(value)).first()
+            except ValueError:
+                found = None
+        if found is not None:
+            return found
+        if value.startswith(("s3://", "/")):
+            return DatasetImport(uri=value)  # imported by the service, once the rest of the spec is valid
+        raise serializers.ValidationError(
+            f"Unknown dataset {value!r}: not a built-in ({', '.join(sorted(BUILTIN_DATASETS))}) nor one of yours."
+        )
+
+    def validate(self, attrs):
+        if not isinstance(attrs["dataset"], DatasetImport):  # an import is checked once imported
+            errors = dataset_errors(attrs, attrs["dataset"])
+            if errors:
+                raise serializers.ValidationError(errors)
+        return attrs
+
+
+def dataset_errors(attrs: dict, dataset) -> dict:
+    """The rules that need the dataset itself (a built-in's name or a Dataset row)."""
+    if isinstance(dataset, str):
+        builtin = BUILTIN_DATASETS[dataset]
+        name, is_image, is_synthetic = builtin.name, builtin.is_image, builtin.name == "synthetic"
+    else:
+        name, is_image, is_synthetic = dataset.name, dataset.is_image, False
+    errors = {}
+    if attrs["model_type"] == "cnn" and not is_image:
+        errors["model_type"] = [f"cnn needs an image dataset; '{name}' is tabular (use mlp or logreg)."]
+    if attrs.get("dataset_size") is not None and not is_synthetic:
+        errors["dataset_size"] = ["Only the 'synthetic' dataset takes a size."]
+    return errors
+
+
+def job_spec_validate(*, owner, data) -> dict:
+    """The validated spec, or SpecInvalid with field-level messages. ``owner`` may be a
+    callable (the command line looks the user up only when a dataset needs it)."""
+    spec = JobCreateSerializer(data=data, context={"owner": owner})
+    if not spec.is_valid():
+        raise SpecInvalid(dict(spec.errors))
+    return dict(spec.validated_data)
+
+
+def spec_fields() -> list[str]:
+    """The names a job spec may hold, in the order the API documents them."""
+    return list(JobCreateSerializer().fields)
