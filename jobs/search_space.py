@@ -13,6 +13,10 @@ the same space and seed give the same trials, in any order and on any machine. G
 search takes the cartesian product of the ``choice`` lists and fixed values, in the
 order the values are listed, with fields in alphabetical order.
 
+Every check here takes time linear in the space as written (its fields and listed
+values), never in the number of points of a grid: a grid's size is a product that stops
+multiplying once it passes the limit, and nothing enumerates the points to check them.
+
 Pure functions: no database, no Django.
 """
 
@@ -51,18 +55,23 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def parse_param(spec: Any) -> Param:
-    """One field's entry; ValueError with a readable message when it is malformed."""
+def parse_param(spec: Any, *, max_values: int | None = None) -> Param:
+    """One field's entry; ValueError with a readable message when it is malformed or
+    when a choice lists more than ``max_values`` values."""
     if isinstance(spec, dict):
         if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+            keys = sorted(map(str, spec))
+            shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
             raise ValueError(
                 f'Expected one of {", ".join(DISTRIBUTIONS)} (e.g. {{"choice": [16, 32]}}) or a fixed value; '
-                f"got keys {', '.join(sorted(map(str, spec))) or 'none'}."
+                f"got keys {shown or 'none'}."
             )
         kind, arg = next(iter(spec.items()))
         if kind == "choice":
             if not isinstance(arg, list) or not arg:
                 raise ValueError("choice needs a non-empty list of values.")
+            if max_values is not None and len(arg) > max_values:
+                raise ValueError(f"choice lists {len(arg)} values; the limit is {max_values}.")
             if any(isinstance(v, dict | list) for v in arg):
                 raise ValueError("choice values must be plain values (numbers, strings, booleans).")
             return Param("choice", tuple(arg))
@@ -83,18 +92,23 @@ def parse_param(spec: Any) -> Param:
             raise ValueError(f"log_uniform needs low > 0; got {low}.")
         return Param(kind, (low, high))
     if isinstance(spec, list):
-        raise ValueError(f'A list is ambiguous; to search these values write {{"choice": {spec}}}.')
+        shown = spec if len(spec) <= 10 else [*spec[:3], "..."]  # a long list is not echoed back whole
+        raise ValueError(f'A list is ambiguous; to search these values write {{"choice": {shown}}}.')
     return Param("fixed", (spec,))
 
 
-def parse_space(space: Any) -> dict[str, Param]:
-    """Every field's entry parsed, or SpaceError with a message per bad field."""
+def parse_space(space: Any, *, max_params: int | None = None, max_values: int | None = None) -> dict[str, Param]:
+    """Every field's entry parsed, or SpaceError with a message per bad field. With limits,
+    a space of more than ``max_params`` fields is refused before any entry is read, and a
+    choice of more than ``max_values`` values before its values are."""
     if not isinstance(space, dict) or not space:
         raise SpaceError({"space": ["Expected a non-empty JSON object: field -> distribution or value."]})
+    if max_params is not None and len(space) > max_params:
+        raise SpaceError({"space": [f"{len(space)} fields are searched; the limit is {max_params}."]})
     params, errors = {}, {}
     for field in sorted(space):
         try:
-            params[field] = parse_param(space[field])
+            params[field] = parse_param(space[field], max_values=max_values)
         except ValueError as exc:
             errors[field] = [str(exc)]
     if errors:
@@ -102,17 +116,40 @@ def parse_space(space: Any) -> dict[str, Param]:
     return params
 
 
-def grid_size(params: dict[str, Param]) -> int:
-    return math.prod(len(p.values) for p in params.values())
+def grid_size(params: dict[str, Param], *, limit: int | None = None) -> int | None:
+    """The number of points of the grid; None when it passes ``limit``, known as soon as a
+    partial product does (the rest is not multiplied)."""
+    size = 1
+    for p in params.values():
+        size *= len(p.values)
+        if limit is not None and size > limit:
+            return None
+    return size
+
+
+def value_key(value: Any) -> tuple:
+    """A key under which two values a job field reads alike are equal (1 and 1.0) and
+    values it reads differently are not (1 and True, 1 and "1")."""
+    return (type(value) is bool, type(value) is str, value)
 
 
 def grid_check(params: dict[str, Param]) -> None:
-    """A grid takes choice lists and fixed values only."""
-    errors = {
-        field: [f"grid search takes only choice lists and fixed values; {p.kind} is continuous (use random search)."]
-        for field, p in params.items()
-        if p.kind in CONTINUOUS
-    }
+    """A grid takes choice lists and fixed values only, each value listed once (a value
+    listed twice would train the same trial twice)."""
+    errors = {}
+    for field, p in params.items():
+        if p.kind in CONTINUOUS:
+            errors[field] = [
+                f"grid search takes only choice lists and fixed values; {p.kind} is continuous (use random search)."
+            ]
+            continue
+        seen: set[tuple] = set()
+        for value in p.values:
+            key = value_key(value)
+            if key in seen:
+                errors[field] = [f"{value!r} is listed twice: the grid would train the same trial twice."]
+                break
+            seen.add(key)
     if errors:
         raise SpaceError(errors)
 

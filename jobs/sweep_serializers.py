@@ -1,24 +1,32 @@
 """Input and output shapes of the sweeps API.
 
 The input serializer checks the whole sweep before anything is stored: the space's
-syntax (jobs/search_space.py), that every searched field is a job field, that a grid
-fits the trial budget, and that the trials are valid jobs — each searched field at both
-ends of its range or at each of its choices, then every planned trial — with the jobs
-API's own validator, so a field's message says what is wrong where it is written.
+syntax and size (jobs/search_space.py; TENSORFLEET_MAX_SWEEP_* settings), that every
+searched field is a job field, that a grid fits the trial budget, and that the trials
+are valid jobs — each distinct value of each searched field (both ends of a range, each
+choice) once with the job field's own rules, then every planned trial with the job's
+rules across fields — with the jobs API's own validator, so a field's message says what
+is wrong where it is written. The work is the values written plus trials x fields.
+Measured on 2 cores: when every value and every trial went through the whole job
+serializer, a 50,000-value choice took 10-17 s and a 20,000-point grid 9-10 s (both
+accepted); a sweep at the limits (1,000 values, 1,000 trials) 0.6-1.1 s. Now the first
+two are refused in 0.07 s and the third takes 0.03 s.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import get_error_detail
 
-from jobs.services import sweeps
 from jobs.models import Job, Status, Sweep
-from jobs.search_space import CONTINUOUS, SpaceError, grid_check, grid_size, parse_space, trial_point
+from jobs.search_space import CONTINUOUS, SpaceError, grid_check, grid_size, parse_space, trial_point, value_key
 from jobs.serializers import CheckpointSerializer, JobCreateSerializer, StrictSerializer
+from jobs.services import sweeps
 
-MAX_TRIALS = 1000
 MAX_CONCURRENT = 256
 NOT_SEARCHABLE = ("name",)  # trials are named after their sweep
 
@@ -40,7 +48,10 @@ class SweepCreateSerializer(StrictSerializer):
     )
     search = serializers.ChoiceField(choices=Sweep.Search.choices, default=Sweep.Search.RANDOM)
     trials = serializers.IntegerField(
-        min_value=1, max_value=MAX_TRIALS, required=False, help_text="the trial budget (a grid: its size by default)"
+        min_value=1,
+        max_value=settings.TENSORFLEET_MAX_SWEEP_TRIALS,
+        required=False,
+        help_text="the trial budget (a grid: its size by default)",
     )
     max_concurrent = serializers.IntegerField(min_value=1, max_value=MAX_CONCURRENT, default=4)
     metric = serializers.ChoiceField(choices=sweeps.METRICS, default="val_accuracy")
@@ -50,11 +61,14 @@ class SweepCreateSerializer(StrictSerializer):
     early_stopping = EarlyStoppingSerializer(required=False, allow_null=True, default=None)
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0, help_text="seeds the sampling")
 
+    def validate_trials(self, value: int) -> int:
+        limit = settings.TENSORFLEET_MAX_SWEEP_TRIALS  # read here too: the field's bound is fixed at import
+        if value > limit:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {limit}.")
+        return value
+
     def validate_space(self, value: dict) -> dict:
-        try:
-            params = parse_space(value)
-        except SpaceError as exc:
-            raise serializers.ValidationError(exc.errors) from None
+        params = _parsed(value)
         job_fields = JobCreateSerializer().fields
         errors = {}
         for field, param in params.items():
@@ -71,7 +85,7 @@ class SweepCreateSerializer(StrictSerializer):
     def validate(self, attrs):
         owner = self.context.get("owner")
         base, space = dict(attrs.get("base") or {}), dict(attrs["space"])
-        params = parse_space(space)
+        params = _parsed(space)
         given = set(base) | ({"dataset"} if "dataset_path" in base else set())
         both = sorted(set(params) & given)
         if both:
@@ -85,7 +99,12 @@ class SweepCreateSerializer(StrictSerializer):
                 grid_check(params)
             except SpaceError as exc:
                 raise serializers.ValidationError({"space": exc.errors}) from None
-            size = grid_size(params)
+            limit = settings.TENSORFLEET_MAX_SWEEP_TRIALS
+            size = grid_size(params, limit=limit)  # multiplied, never enumerated
+            if size is None:
+                raise serializers.ValidationError(
+                    {"space": [f"The grid has more than {limit} points; the limit is {limit} trials."]}
+                )
             if trials is not None and size > trials:
                 raise serializers.ValidationError(
                     {"trials": [f"The grid has {size} points, more than the budget of {trials} trials."]}
@@ -94,11 +113,12 @@ class SweepCreateSerializer(StrictSerializer):
         elif trials is None:
             raise serializers.ValidationError({"trials": ["This field is required for random search."]})
 
-        base, space = self._check_fields(owner, base, space, params)
-        planned = self._check_trials(owner, base, space, attrs["search"], attrs["seed"], trials, attrs.get("name", ""))
+        job = JobCreateSerializer(context={"owner": owner})
+        base, space, reference, values = self._check_fields(job, base, space, params)
+        longest = self._check_trials(job, reference, values, params, attrs["search"], attrs["seed"], trials)
 
         stopping = attrs.get("early_stopping")
-        if stopping and all(spec["epochs"] <= stopping["grace_epochs"] for spec in planned):
+        if stopping and longest <= stopping["grace_epochs"]:
             raise serializers.ValidationError(
                 {"early_stopping": {"grace_epochs": ["No trial gets past it: it must be below the trials' epochs."]}}
             )
@@ -111,12 +131,17 @@ class SweepCreateSerializer(StrictSerializer):
             "early_stopping": dict(stopping) if stopping else None,
         }
 
-    def _check_fields(self, owner, base: dict, space: dict, params: dict) -> tuple[dict, dict]:
-        """Validate the base, and each searched field at each of its choices or range ends,
-        with the other fields at their first value. Errors land under ``base`` or ``space``
-        by where the field was written; a combination error under the field that changed.
-        Returns base and space with datasets resolved to ids (an import happens once)."""
-        reference = {field: param.extremes()[0] for field, param in params.items()}
+    def _check_fields(self, job, base: dict, space: dict, params: dict) -> tuple[dict, dict, dict, dict]:
+        """Validate the base with every searched field at its first value; each distinct
+        value of each searched field once against its job field's rules; then each of them
+        against the job's rules across fields, with the other fields at their first value.
+        Errors land under ``base`` or ``space`` by where the field was written; a combination
+        error under the field that changed. The cost is the values written, not the trials.
+
+        Returns base and space with datasets resolved to ids (an import happens once), the
+        reference spec (validated base and first values) and each field's validated values
+        by ``value_key``."""
+        first = {field: param.extremes()[0] for field, param in params.items()}
         base_errors: dict[str, list[str]] = {}
         space_errors: dict[str, list[str]] = {}
 
@@ -124,63 +149,131 @@ class SweepCreateSerializer(StrictSerializer):
             if message not in where.setdefault(field, []):
                 where[field].append(message)
 
-        spec = JobCreateSerializer(data={**base, **reference}, context={"owner": owner})
-        if not spec.is_valid():
-            for field, messages in spec.errors.items():
+        def note_base(exc: serializers.ValidationError) -> None:
+            for field, messages in _errors(exc).items():
                 if field not in params:  # a searched field's trouble is reported by its own probes below
                     for m in messages:
-                        note(base_errors, field, str(m))
-        else:
-            base = self._resolved_dataset(base, spec.validated_data, "dataset" in base or "dataset_path" in base)
+                        note(base_errors, field, m)
+
+        reference = None
+        try:
+            reference = dict(job.to_internal_value({**base, **first}))
+            job.validate(dict(reference))
+        except serializers.ValidationError as exc:
+            note_base(exc)
         if base_errors:
             raise serializers.ValidationError({"base": base_errors})
 
+        values: dict[str, dict] = {}
         for field, param in params.items():
-            values = list(param.extremes())
-            for i, value in enumerate(values):
-                spec = JobCreateSerializer(data={**base, **reference, field: value}, context={"owner": owner})
-                if spec.is_valid():
-                    if field == "dataset" and param.kind in ("choice", "fixed"):
-                        values[i] = self._dataset_id(spec.validated_data["dataset"], value)
-                    continue
-                for bad, messages in spec.errors.items():
-                    if bad != field and bad in params:
-                        continue  # another searched field at its reference value: its own probes say it
-                    label = "low" if param.kind in CONTINUOUS and i == 0 else "high" if param.kind in CONTINUOUS else ""
-                    shown = f"{label} {value!r}" if label else repr(value)
-                    for m in messages:
-                        note(space_errors, field, f"{shown}: {m}" if bad == field else f"{shown}: {bad}: {m}")
-            if field == "dataset" and param.kind in ("choice", "fixed"):
-                space[field] = {"choice": values} if param.kind == "choice" else values[0]
+            mine = values[field] = {}
+            for i, value in enumerate(param.extremes()):
+                key = value_key(value)
+                if key in mine:
+                    continue  # validated once, however often it is listed
+                try:
+                    mine[key] = _field_value(job, field, value)
+                except serializers.ValidationError as exc:
+                    for m in _errors(exc).get(field, []):
+                        note(space_errors, field, f"{_shown(param, i, value)}: {m}")
         if space_errors:
             raise serializers.ValidationError({"space": space_errors})
-        return base, space
+        if reference is None:  # every field's value is valid on its own, so the base's fields were not
+            raise serializers.ValidationError({"base": ["Not a valid job spec."]})
+
+        for field, param in params.items():
+            for i, value in enumerate(param.extremes()):
+                try:
+                    job.validate({**reference, field: values[field][value_key(value)]})
+                except serializers.ValidationError as exc:
+                    for bad, messages in _errors(exc).items():
+                        if bad != field and bad in params:
+                            continue  # another searched field at its first value: its own probes say it
+                        shown = _shown(param, i, value)
+                        for m in messages:
+                            note(space_errors, field, f"{shown}: {m}" if bad == field else f"{shown}: {bad}: {m}")
+        if space_errors:
+            raise serializers.ValidationError({"space": space_errors})
+
+        if "dataset" in base or "dataset_path" in base:
+            given = base.pop("dataset_path", None) or base.get("dataset")
+            base["dataset"] = _dataset_ref(reference["dataset"], given)
+        if "dataset" in params and params["dataset"].kind in ("choice", "fixed"):
+            refs = [_dataset_ref(values["dataset"][value_key(v)], v) for v in params["dataset"].values]
+            space["dataset"] = {"choice": refs} if params["dataset"].kind == "choice" else refs[0]
+        return base, space, reference, values
 
     @staticmethod
-    def _dataset_id(resolved, given):
-        """A user's dataset by its id: trials find it without importing it again."""
-        return given if isinstance(resolved, str) else str(resolved.id)
-
-    def _resolved_dataset(self, base: dict, validated: dict, in_base: bool) -> dict:
-        if not in_base:
-            return base
-        given = base.pop("dataset_path", None) or base.get("dataset")
-        base["dataset"] = self._dataset_id(validated["dataset"], given)
-        return base
-
-    def _check_trials(self, owner, base, space, search, seed, trials, name) -> list[dict]:
-        """Every planned trial is a valid job (catches combinations, e.g. cnn with a tabular dataset)."""
-        planned = []
-        for number in range(1, trials + 1):
-            data = sweeps.trial_data(base=base, space=space, search=search, seed=seed, number=number, name=name)
+    def _check_trials(job, reference: dict, values: dict, params: dict, search: str, seed: int, trials: int) -> int:
+        """Every planned trial passes the job's rules across fields (e.g. cnn with a tabular
+        dataset, only in one combination of two choices). Each value was validated once by
+        ``_check_fields``; a trial looks its values up (or, sampled from a range, checks the
+        one field), so this costs trials x fields. Returns the most epochs a trial trains."""
+        longest = 0
+        for index in range(trials):
+            point = trial_point(params, search=search, seed=seed, index=index)
+            spec = dict(reference)
+            for field, value in point.items():
+                known = values[field].get(value_key(value), _UNSEEN)
+                spec[field] = known if known is not _UNSEEN else _field_value(job, field, value)
             try:
-                planned.append(sweeps.trial_validate(owner=owner, data=data))
-            except sweeps.TrialSpecInvalid as exc:
-                point = trial_point(parse_space(space), search=search, seed=seed, index=number - 1)
+                job.validate(spec)
+            except serializers.ValidationError as exc:
+                reason = "; ".join(f"{f}: {' '.join(m)}" for f, m in _errors(exc).items())
                 raise serializers.ValidationError(
-                    {"space": [f"Trial {number} {point} is not a valid job: {exc}"]}
+                    {"space": [f"Trial {index + 1} {point} is not a valid job: {reason}"]}
                 ) from None
-        return planned
+            longest = max(longest, spec["epochs"])
+        return longest
+
+
+_UNSEEN = object()
+
+
+def _parsed(space: dict) -> dict:
+    try:
+        return parse_space(
+            space,
+            max_params=settings.TENSORFLEET_MAX_SWEEP_PARAMS,
+            max_values=settings.TENSORFLEET_MAX_SWEEP_CHOICES,
+        )
+    except SpaceError as exc:
+        raise serializers.ValidationError(exc.errors) from None
+
+
+def _field_value(job, field: str, value):
+    """``value`` checked by the job field's own rules and its ``validate_<field>`` method,
+    as DRF's ``to_internal_value`` does for one field; ValidationError keyed by the field."""
+    try:
+        value = job.fields[field].run_validation(value)
+        method = getattr(job, f"validate_{field}", None)
+        return method(value) if method else value
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({field: exc.detail}) from None
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({field: get_error_detail(exc)}) from None
+
+
+def _errors(exc: serializers.ValidationError) -> dict[str, list[str]]:
+    """A ValidationError's messages by field (a bare message under non_field_errors)."""
+    detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+    return {
+        field: [str(m) for m in (messages if isinstance(messages, list) else [messages])]
+        for field, messages in detail.items()
+    }
+
+
+def _shown(param, i: int, value) -> str:
+    if param.kind in CONTINUOUS:
+        return f"{'low' if i == 0 else 'high'} {value!r}"
+    return repr(value)
+
+
+def _dataset_ref(resolved, given):
+    """A user's dataset by its id, so trials find it without importing it again; a built-in
+    (or a path still to import) as given."""
+    ref = getattr(resolved, "id", None)
+    return str(ref) if ref is not None else given
 
 
 class SweepTrialSerializer(serializers.ModelSerializer):

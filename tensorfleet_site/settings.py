@@ -224,6 +224,11 @@ TENSORFLEET_QUEUES = env_list("TENSORFLEET_QUEUES", ["cpu", "gpu"])
 CELERY_TASK_DEFAULT_QUEUE = TENSORFLEET_QUEUES[0]
 TENSORFLEET_MAX_SHARDS = env_int("TENSORFLEET_MAX_SHARDS", 64)
 TENSORFLEET_MAX_EPOCHS = env_int("TENSORFLEET_MAX_EPOCHS", 1000)
+# Limits on a sweep's spec: trials (a grid without `trials` counts its points), fields
+# searched, and values in one `choice` list. Checking a sweep costs time in proportion to these.
+TENSORFLEET_MAX_SWEEP_TRIALS = env_int("TENSORFLEET_MAX_SWEEP_TRIALS", 1000)
+TENSORFLEET_MAX_SWEEP_PARAMS = env_int("TENSORFLEET_MAX_SWEEP_PARAMS", 16)
+TENSORFLEET_MAX_SWEEP_CHOICES = env_int("TENSORFLEET_MAX_SWEEP_CHOICES", 1000)
 # torch threads per shard task when a job does not say: a worker with concurrency c
 # on n cores should train each task with n // c threads so the cores are not oversubscribed.
 TENSORFLEET_THREADS_PER_SHARD = env_int("TENSORFLEET_THREADS_PER_SHARD", 0)  # 0: cores // shards
