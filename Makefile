@@ -2,17 +2,17 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
 .PHONY: setup run test test-unit test-integration lint format bench clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create the virtualenv and install pinned requirements
+setup: $(STAMP)  ## create the virtualenv and install pinned requirements (runtime and development)
 
 run: setup  ## start the fleet (API, workers, Flower, Redis) and train a demo job
 	$(BIN)/python manage.py runfleet --demo
@@ -26,9 +26,11 @@ test-unit: setup
 test-integration: setup
 	$(BIN)/python -m pytest -m integration
 
-lint: setup
+lint: setup  ## ruff, the import contracts (pyproject.toml) and mypy over jobs, workers, storage_app
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .

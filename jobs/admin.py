@@ -10,7 +10,17 @@ class TaskInline(admin.TabularInline):
     model = Task
     extra = 0
     can_delete = False
-    fields = ["epoch", "shard", "status", "attempts", "worker", "duration_s", "samples", "train_loss", "error"]
+    fields = (
+        "epoch",
+        "shard",
+        "status",
+        "attempts",
+        "worker",
+        "duration_s",
+        "samples",
+        "train_loss",
+        "error",
+    )
     readonly_fields = fields
     show_change_link = True
 
@@ -22,7 +32,7 @@ class EpochMetricInline(admin.TabularInline):
     model = EpochMetric
     extra = 0
     can_delete = False
-    fields = ["epoch", "train_loss", "val_loss", "val_accuracy", "samples_per_s", "duration_s"]
+    fields = ("epoch", "train_loss", "val_loss", "val_accuracy", "samples_per_s", "duration_s")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -90,7 +100,7 @@ class TrialInline(admin.TabularInline):
     verbose_name, verbose_name_plural = "trial", "trials"
     extra = 0
     can_delete = False
-    fields = [
+    fields = (
         "trial_number",
         "status",
         "error",
@@ -101,7 +111,7 @@ class TrialInline(admin.TabularInline):
         "val_accuracy",
         "val_loss",
         "finished_at",
-    ]
+    )
     readonly_fields = fields
     ordering = ["trial_number"]
     show_change_link = True

@@ -24,7 +24,16 @@ ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
 
+class JobQuerySet(models.QuerySet):
+    def active(self) -> JobQuerySet:
+        """Queued or running. Reachable through any relation (``dataset.jobs.active()``),
+        so another app can ask without importing this one."""
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+
 class Job(models.Model):
+    objects = JobQuerySet.as_manager()
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     name = models.CharField(max_length=200, blank=True)

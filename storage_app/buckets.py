@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
 from django.core.files.storage import storages
 
 
-def s3_buckets() -> dict[str, object]:
+def s3_buckets() -> dict[str, Any]:
     """bucket name -> a boto3 client, for every storage alias backed by S3."""
-    out = {}
+    out: dict[str, Any] = {}
     for alias in ("default", "datasets"):
         storage = storages[alias]
         bucket = getattr(storage, "bucket_name", None)
         if bucket:
-            out[bucket] = storage.connection.meta.client
+            out[bucket] = storage.connection.meta.client  # type: ignore[attr-defined]  # S3Storage
     return out
 
 

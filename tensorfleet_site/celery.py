@@ -11,5 +11,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tensorfleet_site.settings")
 app = Celery("tensorfleet")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# The benchmark's no-op tasks (workers.bench_tasks), registered on every worker.
-app.autodiscover_tasks(["workers"], related_name="bench_tasks")

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "workers",
     "storage_app",
     "monitoring_app",
+    "tensorfleet_site.dashboard",
+    "tensorfleet_site.benchmark",
 ]
 
 MIDDLEWARE = [
@@ -147,7 +149,7 @@ DATASETS_BUCKET = env_str("TENSORFLEET_DATASETS_BUCKET") or AWS_STORAGE_BUCKET_N
 if AWS_STORAGE_BUCKET_NAME:
     _datasets_storage = {
         "BACKEND": _default_storage["BACKEND"],
-        "OPTIONS": {**_default_storage["OPTIONS"], "bucket_name": DATASETS_BUCKET},
+        "OPTIONS": {**_default_storage["OPTIONS"], "bucket_name": DATASETS_BUCKET},  # type: ignore[dict-item]
     }
 else:
     _datasets_storage = _default_storage
@@ -214,6 +216,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Extra task modules a worker imports (the benchmark's fleets add its no-op tasks); none in production.
+CELERY_IMPORTS = env_list("TENSORFLEET_WORKER_IMPORTS", [])
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -265,7 +269,7 @@ TENSORFLEET_WORKER_METRICS_ADDRESS = env_str("TENSORFLEET_WORKER_METRICS_ADDRESS
 # Seconds /api/v1/ready waits for its checks (database, broker, storage, run at once);
 # below the readiness probe's timeout (5 s in k8s and compose).
 TENSORFLEET_READY_TIMEOUT = float(env_str("TENSORFLEET_READY_TIMEOUT", "2"))
-# Dashboard (monitoring_app/dashboard_*.py): links to Flower and Grafana, shown only when set.
+# Dashboard (tensorfleet_site/dashboard/): links to Flower and Grafana, shown only when set.
 FLOWER_URL = env_str("FLOWER_URL", "")
 GRAFANA_URL = env_str("GRAFANA_URL", "")
 LOGIN_URL = "/accounts/login/"

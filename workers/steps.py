@@ -139,7 +139,7 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
         raise ShardsPending(f"epoch {epoch}: {done} of {job.num_workers} shards done")
 
     device = _prepare(job)
-    samples = [t.samples for t in tasks]
+    samples = [int(t.samples or 0) for t in tasks]  # set on every succeeded row
     states = [local[1] if local and local[0] == t.shard else bytes_to_state(blob_read(t.output_key)) for t in tasks]
     averaged = weighted_average(states, samples)
     model = build_model(job.model_type, job.input_shape, job.num_classes)
@@ -150,11 +150,11 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
     result = epochs.EpochResult(
         epoch=epoch,
         checkpoint=checkpoint_bytes(averaged, job.model_config),
-        train_loss=sum(t.train_loss * t.samples for t in tasks) / total,
+        train_loss=sum(float(t.train_loss or 0.0) * n for t, n in zip(tasks, samples, strict=True)) / total,
         val_loss=val_loss,
         val_accuracy=val_accuracy,
         samples=total,
-        duration_s=(timezone.now() - min(t.started_at for t in tasks)).total_seconds(),
+        duration_s=(timezone.now() - min(t.started_at or timezone.now() for t in tasks)).total_seconds(),
     )
     epochs.epoch_finished(job=job, result=result)
     # Shard weights are folded into the checkpoint; the previous epoch's optimiser

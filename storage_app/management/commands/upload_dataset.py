@@ -4,9 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from jobs.management.commands._common import JobCommand, get_owner
 from storage_app.datasets import DatasetError, dataset_create
 from storage_app.formats import FORMATS
+from tensorfleet_site.command_helpers import JobCommand, get_owner
 
 
 class Command(JobCommand):

@@ -40,7 +40,11 @@ class Fleet:
             for k, v in os.environ.items()
             if k in ("PATH", "HOME", "LANG", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
         }
-        self.env.update(TENSORFLEET_STATE_DIR=str(self.state), PYTHONUNBUFFERED="1")
+        self.env.update(
+            TENSORFLEET_STATE_DIR=str(self.state),
+            PYTHONUNBUFFERED="1",
+            TENSORFLEET_WORKER_IMPORTS="tensorfleet_site.benchmark.noop_tasks",  # the bare-chord floor
+        )
         if os.environ.get("BENCH_DATABASE_URL"):  # an empty PostgreSQL database instead of SQLite
             self.env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
         self.broker_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -55,7 +59,7 @@ class Fleet:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             out = (self.state / "fleet.out").read_text(errors="replace")
-            if m := re.search(r"Token\s+([0-9a-f]{40})", out):
+            if m := re.search(r"Token\s+([0-9a-f]{64})\b", out):
                 self.token = m.group(1)
                 return self
             if self.proc.poll() is not None:
@@ -119,7 +123,7 @@ def bare_chord_per_task_ms(fleet: Fleet, epochs: int, shards: int) -> float:
     next chord) on the same broker and workers: Celery's own cost per task."""
     script = (
         "import time, uuid, redis, django; django.setup()\n"
-        "from workers.bench_tasks import noop_chord\n"
+        "from tensorfleet_site.benchmark.noop_tasks import noop_chord\n"
         "from django.conf import settings\n"
         "r = redis.Redis.from_url(settings.CELERY_BROKER_URL); run = uuid.uuid4().hex\n"
         f"t0 = time.time(); noop_chord(run, {epochs - 1}, {shards}, 'cpu')\n"

@@ -1,8 +1,8 @@
-"""Under /dashboard/: the web dashboard's pages (monitoring_app/dashboard_views.py)."""
+"""Under /dashboard/: the web dashboard's pages (views.py beside this file)."""
 
 from django.urls import path
 
-from monitoring_app import dashboard_views as views
+from tensorfleet_site.dashboard import views
 
 app_name = "dashboard"
 
