@@ -167,8 +167,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # django-filter's backend, answering 400 to a query parameter nothing reads (tensorfleet_site/filtering.py).
+    "DEFAULT_FILTER_BACKENDS": ["tensorfleet_site.filtering.StrictFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "tensorfleet_site.filtering.Pagination",  # PAGE_SIZE, or ?page_size= up to 1000
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {},
@@ -194,6 +195,9 @@ TENSORFLEET_MAX_DATASET_BYTES = env_int("TENSORFLEET_MAX_DATASET_BYTES", 512 * 1
 TENSORFLEET_KEEP_CHECKPOINTS = env_int("TENSORFLEET_KEEP_CHECKPOINTS", 3)
 # Folders the API may import a dataset_path from (a local path outside them is refused).
 TENSORFLEET_DATASET_IMPORT_ROOTS = env_list("TENSORFLEET_DATASET_IMPORT_ROOTS", ["/data"])
+# S3 places the API may import a dataset_path from: entries "bucket" (all of it) or
+# "bucket/prefix/" (keys under the prefix). Empty: s3:// imports are refused.
+TENSORFLEET_DATASET_IMPORT_S3 = env_list("TENSORFLEET_DATASET_IMPORT_S3")
 
 # --- Celery: JSON only, late acks, one message prefetched, queues from settings.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")

@@ -11,6 +11,8 @@ from jobs.search_space import grid_size, parse_space
 from jobs.serializers import JobCreateSerializer
 from tests.test_sweeps import no_enqueue  # noqa: F401 - the sweeps tests' fixture: launches recorded, not sent
 
+pytestmark = pytest.mark.usefixtures("no_enqueue")
+
 BASE = {"model_type": "mlp", "dataset": "digits", "epochs": 2}
 
 
@@ -35,7 +37,7 @@ def test_grid_size_stops_multiplying_past_the_limit():
 
 
 @pytest.mark.django_db
-def test_a_grid_without_trials_over_the_limit_is_refused(api, no_enqueue):
+def test_a_grid_without_trials_over_the_limit_is_refused(api):
     # 2,000 x 10 = 20,000 points: before, all 20,000 were planned and validated (9 s here) and accepted.
     space = {"batch_size": {"choice": list(range(1, 1001))}, "seed": {"choice": list(range(20))}}
     message = refused(create(api, search="grid", space=space), "space")
@@ -43,7 +45,7 @@ def test_a_grid_without_trials_over_the_limit_is_refused(api, no_enqueue):
 
 
 @pytest.mark.django_db
-def test_limits_come_from_settings(api, no_enqueue, settings):
+def test_limits_come_from_settings(api, settings):
     settings.TENSORFLEET_MAX_SWEEP_TRIALS = 5
     settings.TENSORFLEET_MAX_SWEEP_PARAMS = 2
     settings.TENSORFLEET_MAX_SWEEP_CHOICES = 3
@@ -59,7 +61,7 @@ def test_limits_come_from_settings(api, no_enqueue, settings):
 
 
 @pytest.mark.django_db
-def test_a_choice_over_the_limit_is_refused_before_its_values_are_read(api, no_enqueue):
+def test_a_choice_over_the_limit_is_refused_before_its_values_are_read(api):
     # 50,000 values took 10 s (26 s on the reporter's machine) to validate one by one.
     space = {"seed": {"choice": list(range(50_000))}}
     assert "choice lists 50000 values; the limit is 1000" in refused(
@@ -68,14 +70,14 @@ def test_a_choice_over_the_limit_is_refused_before_its_values_are_read(api, no_e
 
 
 @pytest.mark.django_db
-def test_a_long_bare_list_is_not_echoed_back(api, no_enqueue):
+def test_a_long_bare_list_is_not_echoed_back(api):
     r = create(api, space={"seed": list(range(50_000))}, trials=4)
     message = refused(r, "space", "seed")
     assert "write {\"choice\": [0, 1, 2, '...']}" in message and len(message) < 200
 
 
 @pytest.mark.django_db
-def test_each_value_is_validated_once_not_each_trial(api, no_enqueue, monkeypatch):
+def test_each_value_is_validated_once_not_each_trial(api, monkeypatch):
     """A sweep at the limits: 1,000 values and 1,000 trials. Before, every value and every
     trial ran the whole job serializer (2,000 runs); now only the reference spec and the
     trials actually started do, and each value goes through its own field once."""
@@ -89,14 +91,14 @@ def test_each_value_is_validated_once_not_each_trial(api, no_enqueue, monkeypatc
 
 
 @pytest.mark.django_db
-def test_a_bad_value_among_many_is_still_found(api, no_enqueue):
+def test_a_bad_value_among_many_is_still_found(api):
     space = {"batch_size": {"choice": [*range(1, 1000), 0]}}
     message = refused(create(api, space=space, trials=3), "space", "batch_size")
     assert "0: Ensure this value is greater than or equal to 1." in message
 
 
 @pytest.mark.django_db
-def test_a_sampled_combination_is_still_checked_per_trial(api, no_enqueue):
+def test_a_sampled_combination_is_still_checked_per_trial(api):
     # Each value is fine alone and with the others' first values; trial 2 pairs cnn with iris.
     base = {"epochs": 2}
     space = {"model_type": {"choice": ["mlp", "cnn"]}, "dataset": {"choice": ["digits", "iris"]}}
@@ -105,7 +107,7 @@ def test_a_sampled_combination_is_still_checked_per_trial(api, no_enqueue):
 
 
 @pytest.mark.django_db
-def test_a_grid_value_listed_twice_is_refused(api, no_enqueue):
+def test_a_grid_value_listed_twice_is_refused(api):
     space = {"batch_size": {"choice": [16, 32, 16.0]}}
     assert "16.0 is listed twice" in refused(create(api, search="grid", space=space), "space", "batch_size")
     # A random search may weight a value by listing it twice.

@@ -1,0 +1,77 @@
+"""Query parameters of the API's listings: a filter backend that refuses the ones it does
+not know, and the page size a client may ask for.
+
+DRF and django-filter ignore a query parameter no filter reads, so ``GET /jobs?model_type=cnn``
+answered with every job, as if the filter had matched them all. Here a parameter is known
+when the view's filter set, its paginator or another of its filter backends reads it, or
+it is DRF's ``format``; anything else is a 400 naming it and listing the known ones. Set
+once in ``REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"]``, it covers every list (jobs, sweeps,
+datasets) and the paginated lists under a detail (a job's tasks, a sweep's trials).
+"""
+
+from __future__ import annotations
+
+from django.forms import MultiWidget
+from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.widgets import SuffixedMultiWidget
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.settings import api_settings
+
+
+class Pagination(PageNumberPagination):
+    """Pages of ``PAGE_SIZE`` items; ``?page_size=`` asks for up to ``max_page_size``."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def _filter_parameters(filterset) -> set[str]:
+    """The query parameters a filter set reads: a filter's name, or its widget's sub-names
+    (``x_min`` and ``x_max`` for a range)."""
+    names = set()
+    for name, field in filterset.form.fields.items():
+        widget = field.widget
+        if isinstance(widget, SuffixedMultiWidget):
+            names.update(widget.suffixed(name, suffix) for suffix in widget.suffixes)
+        elif isinstance(widget, MultiWidget):
+            names.update(f"{name}_{i}" for i in range(len(widget.widgets)))
+        else:
+            names.add(name)
+    return names
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """DjangoFilterBackend that answers 400 to a query parameter nothing reads."""
+
+    def known_parameters(self, request, queryset, view) -> set[str]:
+        known = set()
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is not None:
+            known |= _filter_parameters(filterset)
+        paginator = getattr(view, "paginator", None)
+        if paginator is not None:  # page, page_size (or limit and offset, or cursor)
+            known |= {
+                value
+                for attr in dir(paginator)
+                if attr.endswith("_query_param") and isinstance(value := getattr(paginator, attr), str)
+            }
+        for backend in getattr(view, "filter_backends", ()):
+            if not issubclass(backend, DjangoFilterBackend):  # e.g. OrderingFilter's ordering, SearchFilter's search
+                known |= {getattr(backend, a) for a in ("ordering_param", "search_param") if hasattr(backend, a)}
+        if api_settings.URL_FORMAT_OVERRIDE:
+            known.add(api_settings.URL_FORMAT_OVERRIDE)
+        return known
+
+    def filter_queryset(self, request, queryset, view):
+        # Reads only: a POST that looks an object up (cancel, resume) takes no query parameters to filter by.
+        if request.method in SAFE_METHODS:
+            known = self.known_parameters(request, queryset, view)
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                listed = ", ".join(sorted(known)) or "none"
+                raise ValidationError(
+                    {name: [f"Unknown query parameter; this endpoint takes: {listed}."] for name in unknown}
+                )
+        return super().filter_queryset(request, queryset, view)
