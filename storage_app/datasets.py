@@ -14,6 +14,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, transaction
 
 from storage_app.formats import FORMATS, DatasetFormatError, guess_format, idx_members, inspect_file, zip_idx_folder
@@ -134,12 +135,31 @@ def _open_regular(real: Path, shown: str, budget: int) -> tuple[int, int]:
     return fd, info.st_size
 
 
+def _platform_folders() -> list[Path]:
+    """Where the platform keeps its own files (every user's stored datasets and
+    checkpoints, its state and database), resolved."""
+    folders = {Path(settings.MEDIA_ROOT), Path(settings.STATE_DIR)}
+    for alias in ("default", "datasets"):
+        storage = storages[alias]
+        if isinstance(storage, FileSystemStorage):
+            folders.add(Path(storage.location))
+    return [folder.resolve() for folder in folders]
+
+
+def _not_the_platforms(real: Path, shown: str) -> Path:
+    """``real`` unless it lies in the platform's own folders: an import root that holds them
+    (an operator's "/" or "/app") must not reach other users' files, as s3:// must not."""
+    if any(real.is_relative_to(folder) for folder in _platform_folders()):
+        raise _refuse(shown, "the platform's own files cannot be imported as a dataset")
+    return real
+
+
 def _inside(entry: Path, root: Path, shown: str) -> Path:
     """Where ``entry`` leads, refused when that is outside ``root`` (a symlink out of it)."""
     real = entry.resolve()
     if not real.is_relative_to(root):
         raise _refuse(shown, f"leads outside {root} (a symlink); only files under the import folder are read")
-    return real
+    return _not_the_platforms(real, shown)
 
 
 def _import_local(path: str, workdir: Path) -> tuple[Path, str | None]:
@@ -156,6 +176,7 @@ def _import_local(path: str, workdir: Path) -> tuple[Path, str | None]:
             raise DatasetError(
                 "dataset_path", f"{path} is outside the folders datasets may be imported from ({allowed})"
             )
+        _not_the_platforms(target, path)
         if target.is_dir():
             return _import_local_folder(path, target, root, workdir), "idx"
         if not target.exists():

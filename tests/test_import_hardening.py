@@ -237,3 +237,19 @@ def test_known_query_parameters_still_filter_and_page(api):
     job = listed[0]["id"]
     assert api.get(f"/api/v1/jobs/{job}/tasks", {"page_size": 1}).status_code == 200
     assert "colour" in api.get(f"/api/v1/jobs/{job}/tasks", {"colour": "red"}).json()
+
+
+def test_the_platforms_own_files_cannot_be_imported_by_path(api, other_user, local_storage, settings, tmp_path):
+    # An import root that holds the media folder (an operator's "/" or "/app") reached
+    # every user's stored datasets and checkpoints by path, as s3://<platform bucket>/ did.
+    settings.TENSORFLEET_DATASET_IMPORT_ROOTS = [str(tmp_path)]
+    x, y = blobs(40, 3, 2)
+    theirs = dataset_import(owner=other_user, uri=str(write_csv(tmp_path / "private.csv", x, y)))
+    (tmp_path / "private.csv").unlink()
+    stored = local_storage / theirs.file.name
+    assert stored.is_file()
+    Dataset.objects.all().delete()  # refused() checks that nothing is stored
+    for path in (stored, stored.parent, local_storage):
+        refused(job_with(api, str(path)), "the platform's own files")
+    os.symlink(stored, tmp_path / "innocent.csv")
+    refused(job_with(api, str(tmp_path / "innocent.csv")), "the platform's own files")
