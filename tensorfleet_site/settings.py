@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "monitoring_app",
     "tensorfleet_site.dashboard",
     "tensorfleet_site.benchmark",
+    "tensorfleet_site.quotas",
 ]
 
 MIDDLEWARE = [
@@ -172,6 +173,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "tensorfleet_site.filtering.Pagination",  # PAGE_SIZE, or ?page_size= up to 1000
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tensorfleet_site.api_errors.exception_handler",  # quotas: 429
     "DEFAULT_THROTTLE_RATES": {},
 }
 SPECTACULAR_SETTINGS = {
@@ -191,6 +193,12 @@ CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 TENSORFLEET_MAX_DATASET_BYTES = env_int("TENSORFLEET_MAX_DATASET_BYTES", 512 * 1024 * 1024)
+# Per-user quotas (0: unlimited); per-user overrides in the admin (tensorfleet_site/quotas).
+TENSORFLEET_QUOTA_ACTIVE_JOBS = env_int("TENSORFLEET_QUOTA_ACTIVE_JOBS", 64)
+TENSORFLEET_QUOTA_SHARDS_IN_FLIGHT = env_int("TENSORFLEET_QUOTA_SHARDS_IN_FLIGHT", 256)
+TENSORFLEET_QUOTA_SWEEP_TRIALS = env_int("TENSORFLEET_QUOTA_SWEEP_TRIALS", 500)
+TENSORFLEET_QUOTA_STORED_BYTES = env_int("TENSORFLEET_QUOTA_STORED_BYTES", 20 * 1024**3)
+TENSORFLEET_QUOTA_CHECKPOINTS_PER_JOB = env_int("TENSORFLEET_QUOTA_CHECKPOINTS_PER_JOB", 100)
 # Checkpoints a job keeps: its last K epochs, its best epoch and the final one.
 TENSORFLEET_KEEP_CHECKPOINTS = env_int("TENSORFLEET_KEEP_CHECKPOINTS", 3)
 # Folders the API may import a dataset_path from (a local path outside them is refused).

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from jobs import orchestration, signals
@@ -19,6 +21,8 @@ from jobs.specs import DatasetImport, SpecInvalid, dataset_errors
 from storage_app.builtin_datasets import BUILTIN_DATASETS
 from storage_app.datasets import DatasetError, dataset_import
 from storage_app.services import job_objects_delete
+from storage_app.usage import stored_bytes
+from tensorfleet_site.quotas import limits as quotas
 
 logger = logging.getLogger(__name__)
 
@@ -60,35 +64,52 @@ def _dataset_import(*, owner, spec: dict, uri: str):
     return dataset
 
 
+def _quotas_check(*, owner, shards: int, keep: int) -> None:
+    """The owner's quotas, checked with their user row locked: two submissions at once
+    count each other instead of both fitting in the last slot."""
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+    active = Job.objects.filter(owner=owner).active()
+    quotas.check(owner, "checkpoints_per_job", used=0, asked=keep, field="keep_checkpoints")
+    quotas.check(owner, "active_jobs", used=active.count(), asked=1)
+    in_flight = active.aggregate(n=Sum("num_workers"))["n"] or 0
+    quotas.check(owner, "shards_in_flight", used=in_flight, asked=shards, field="num_workers")
+    quotas.check(owner, "stored_bytes", used=stored_bytes(owner), asked=0)
+
+
 def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None) -> Job:
-    """Store a job from a validated spec (``jobs.specs``); epoch 1 is launched once the
-    row is committed. ``threads`` left out of the spec is 0 until the first worker that
-    trains a shard fixes it from its own cores (``job_threads_fix``)."""
-    dataset = spec["dataset"]
-    if isinstance(dataset, DatasetImport):
-        dataset = _dataset_import(owner=owner, spec=spec, uri=dataset.uri)
+    """Store a job from a validated spec (``jobs.specs``) within the owner's quotas
+    (QuotaExceeded otherwise); epoch 1 is launched once the row is committed.
+    ``threads`` left out of the spec is 0 until the first worker that trains a shard
+    fixes it from its own cores (``job_threads_fix``)."""
     shards = spec["num_workers"]
-    job = Job.objects.create(
-        owner=owner,
-        name=spec.get("name", ""),
-        model_type=spec["model_type"],
-        **_dataset_fields(dataset),
-        dataset_size=spec.get("dataset_size"),
-        num_workers=shards,
-        epochs=spec["epochs"],
-        batch_size=spec["batch_size"],
-        learning_rate=spec["learning_rate"],
-        optimizer=spec["optimizer"],
-        momentum=spec.get("momentum", 0.0),
-        seed=spec["seed"],
-        queue=spec["queue"],
-        threads=spec.get("threads") or 0,
-        keep_checkpoints=spec.get("keep_checkpoints", settings.TENSORFLEET_KEEP_CHECKPOINTS),
-        total_tasks=shards * spec["epochs"],
-        sweep=sweep,
-        trial_number=trial_number,
-    )
-    transaction.on_commit(lambda: launch.job_launch(job.id))
+    with transaction.atomic():
+        _quotas_check(
+            owner=owner, shards=shards, keep=spec.get("keep_checkpoints", settings.TENSORFLEET_KEEP_CHECKPOINTS)
+        )
+        dataset = spec["dataset"]
+        if isinstance(dataset, DatasetImport):
+            dataset = _dataset_import(owner=owner, spec=spec, uri=dataset.uri)
+        job = Job.objects.create(
+            owner=owner,
+            name=spec.get("name", ""),
+            model_type=spec["model_type"],
+            **_dataset_fields(dataset),
+            dataset_size=spec.get("dataset_size"),
+            num_workers=shards,
+            epochs=spec["epochs"],
+            batch_size=spec["batch_size"],
+            learning_rate=spec["learning_rate"],
+            optimizer=spec["optimizer"],
+            momentum=spec.get("momentum", 0.0),
+            seed=spec["seed"],
+            queue=spec["queue"],
+            threads=spec.get("threads") or 0,
+            keep_checkpoints=spec.get("keep_checkpoints", settings.TENSORFLEET_KEEP_CHECKPOINTS),
+            total_tasks=shards * spec["epochs"],
+            sweep=sweep,
+            trial_number=trial_number,
+        )
+        transaction.on_commit(lambda: launch.job_launch(job.id))
     return job
 
 

@@ -29,6 +29,7 @@ from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Sweep
 from jobs.search_space import parse_space, trial_point
 from jobs.services import lifecycle
 from jobs.specs import SpecInvalid, job_spec_validate, spec_fields
+from tensorfleet_site.quotas import limits as quotas
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ def trial_params(job: Job, sweep: Sweep) -> dict:
 
 def sweep_create(*, owner, spec: dict) -> Sweep:
     """Store a sweep from a validated spec (jobs/sweep_serializers.py) and start its first
-    ``max_concurrent`` trials; each is launched once the transaction commits."""
+    ``max_concurrent`` trials; each is launched once the transaction commits. More
+    trials than the owner's sweep_trials quota: QuotaExceeded (never fits: a 400)."""
+    quotas.check(owner, "sweep_trials", used=0, asked=spec["trials"], field="trials")
     with transaction.atomic():
         sweep = Sweep.objects.create(
             owner=owner,
@@ -138,6 +141,13 @@ def sweep_schedule(*, sweep_id) -> list[Job]:
                     created.append(_trial_create(sweep, last))
                 except TrialSpecInvalid as exc:
                     _sweep_fail(sweep, f"trial {last} is not a valid job: {exc}")
+                    break
+                except quotas.QuotaExceeded as exc:
+                    if exc.never_fits:
+                        _sweep_fail(sweep, f"trial {last} can never run: {exc}")
+                    else:  # the owner's other jobs hold the room: the next end or reconcile pass retries
+                        logger.info("sweep %s: trial %s waits: %s", sweep.id, last, exc)
+                        last -= 1
                     break
                 active += 1
             if sweep.status in ACTIVE_STATUSES and active == 0 and last >= sweep.max_trials:
