@@ -21,10 +21,18 @@ from rest_framework.settings import api_settings
 
 
 class Pagination(PageNumberPagination):
-    """Pages of ``PAGE_SIZE`` items; ``?page_size=`` asks for up to ``max_page_size``."""
+    """Pages of ``PAGE_SIZE`` items; ``?page_size=`` asks for up to ``max_page_size`` (more
+    is cut to it, as DRF does; the ``next`` link goes on)."""
 
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request):
+        # DRF falls back to PAGE_SIZE on "0", "-5" or "all": say so instead.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isdigit() and int(raw) > 0):
+            raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
+        return super().get_page_size(request)
 
 
 def _filter_parameters(filterset) -> set[str]:
