@@ -21,16 +21,16 @@ from rest_framework.settings import api_settings
 
 
 class Pagination(PageNumberPagination):
-    """Pages of ``PAGE_SIZE`` items; ``?page_size=`` asks for up to ``max_page_size`` (more
-    is cut to it, as DRF does; the ``next`` link goes on)."""
+    """Pages of ``PAGE_SIZE`` items; ``?page_size=`` asks for 1 to ``max_page_size``."""
 
     page_size_query_param = "page_size"
     max_page_size = 1000
 
     def get_page_size(self, request):
-        # DRF falls back to PAGE_SIZE on "0", "-5" or "all": say so instead.
+        # DRF falls back to PAGE_SIZE on "0", "-5" or "all" and cuts 5000 to the maximum,
+        # silently: a client that counts on the size it asked for is told instead.
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is not None and not (raw.isdigit() and int(raw) > 0):
+        if raw is not None and not (raw.isdigit() and 0 < int(raw) <= self.max_page_size):
             raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
         return super().get_page_size(request)
 
