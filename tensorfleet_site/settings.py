@@ -7,6 +7,7 @@ embedded defaults: SQLite, a local Redis on 127.0.0.1:6379, local file storage.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,7 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens stored as digests (access_app)
+    "axes",  # login lockouts
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from here, not a CDN
@@ -50,6 +52,7 @@ INSTALLED_APPS = [
     "tensorfleet_site.dashboard",
     "tensorfleet_site.benchmark",
     "tensorfleet_site.quotas",
+    "access_app",
 ]
 
 MIDDLEWARE = [
@@ -64,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into a 429 page
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -112,6 +116,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Who may call: logins (admin, dashboard, browsable API) and API tokens (access_app).
+# django-axes counts failed logins per user name and address (a stranger cannot lock
+# the admin out from everywhere, nor try more than the limit from one address).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("TENSORFLEET_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("TENSORFLEET_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "access_app.throttling.client_address"
+# Proxies in front of the API whose X-Forwarded-For is believed (the Ingress: 1). With 0,
+# the address is the connection's: a client cannot pick one to dodge a limit.
+TENSORFLEET_TRUSTED_PROXIES = env_int("TENSORFLEET_TRUSTED_PROXIES", 0)
+# Bad API tokens one address may present per minute; then every token from it gets a 429.
+TENSORFLEET_FAILED_TOKENS_PER_MINUTE = env_int("TENSORFLEET_FAILED_TOKENS_PER_MINUTE", 20)
+# API tokens never expire (scripts and the CLI use them); revoke one in the admin.
+REST_KNOX = {"TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -157,14 +181,21 @@ else:
 STORAGES = {
     "default": _default_storage,
     "datasets": _datasets_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+        # Public files, collected as root at image build and read by an unprivileged user.
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755},
+    },
 }
+# Datasets, weights and checkpoints stored as local files are their owner's alone.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # --- REST API
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header turns a missing credential into a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "access_app.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -174,7 +205,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tensorfleet_site.api_errors.exception_handler",  # quotas: 429
-    "DEFAULT_THROTTLE_RATES": {},
+    "NUM_PROXIES": TENSORFLEET_TRUSTED_PROXIES,
+    "DEFAULT_THROTTLE_RATES": {"failed_credentials": f"{TENSORFLEET_FAILED_TOKENS_PER_MINUTE}/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "TensorFleet API",
@@ -294,12 +326,23 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes.apps logs a banner at INFO in every process, every manage.py command included.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }
 
 if not LOCAL_MODE:
+    # Production is HTTPS behind a proxy that sets X-Forwarded-Proto (docs/DEPLOY.md,
+    # "Security settings"); `manage.py check --deploy` passes with these.
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Probes and Prometheus call the pod over plain HTTP, without the proxy's header.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/(health|ready)/?$", r"^metrics/?$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    # Subdomains of the API's own host only. Preloading asks browsers to hard-code HTTPS
+    # for the whole registered domain: its owner decides (docs/DEPLOY.md).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 os.makedirs(STATIC_ROOT, exist_ok=True)  # whitenoise warns about a missing folder

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from access_app.services import token_create
 from tests.factories import UserFactory
 
 
@@ -49,6 +49,5 @@ def other_user(db):
 @pytest.fixture
 def api(user):
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user)}")
     return client

@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from access_app.services import token_create
 from jobs.models import Job
 from storage_app.models import Dataset
 from tests.datagen import blobs, npz_bytes, write_csv, write_idx_folder
@@ -88,7 +88,7 @@ def test_too_large_is_413_and_leaves_nothing(api, local_storage, settings, csv_b
 def test_other_users_cannot_see_download_or_use_it(api, other_user, local_storage, csv_bytes):
     mine = upload(api, csv_bytes, name="private").json()
     theirs = APIClient()
-    theirs.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=other_user).key}")
+    theirs.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=other_user)}")
     assert theirs.get("/api/v1/datasets").json()["count"] == 0
     assert theirs.get(f"/api/v1/datasets/{mine['id']}").status_code == 404
     assert theirs.get(f"/api/v1/datasets/{mine['id']}/download").status_code == 404

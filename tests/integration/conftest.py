@@ -12,8 +12,8 @@ import pytest
 import redis
 import requests
 from django.conf import settings as django_settings
-from rest_framework.authtoken.models import Token
 
+from access_app.services import token_create
 from tests.factories import UserFactory
 from tests.processes import CeleryWorker, S3Server, free_ports, wait_for
 
@@ -130,8 +130,7 @@ class ApiClient:
 @pytest.fixture
 def http_api(live_server, transactional_db, s3_storage, workers):
     user = UserFactory()
-    token, _ = Token.objects.get_or_create(user=user)
-    client = ApiClient(live_server.url, token.key)
+    client = ApiClient(live_server.url, token_create(user=user))
     client.user = user
     yield client
 

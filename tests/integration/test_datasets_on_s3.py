@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 
+from access_app.services import token_create
 from tests.datagen import blobs, npz_bytes, write_csv, write_idx_zip
 from tests.factories import UserFactory
 
@@ -88,7 +88,7 @@ def test_another_user_cannot_list_download_or_use_a_dataset(http_api, live_serve
     x, y = blobs(100, 3, 2)
     mine = upload(http_api, write_csv(tmp_path / "p.csv", x, y), "p.csv", name="private").json()
     other = requests.Session()
-    other.headers["Authorization"] = f"Token {Token.objects.create(user=UserFactory()).key}"
+    other.headers["Authorization"] = f"Token {token_create(user=UserFactory())}"
     base = live_server.url + "/api/v1"
     assert other.get(base + "/datasets", timeout=10).json()["count"] == 0
     assert other.get(f"{base}/datasets/{mine['id']}/download", timeout=10).status_code == 404

@@ -1,16 +1,21 @@
 """`manage.py runfleet` from nothing: embedded Redis, SQLite, local files; a demo job,
-a `submit_job --watch`, then SIGINT leaves no process of the fleet behind."""
+a `submit_job --watch`, then SIGINT leaves no process of the fleet behind. On the way:
+its secrets are shown once and its state folder is private, and a second fleet on the
+same folder is refused."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.processes import REPO, free_ports, wait_for
 
@@ -66,8 +71,34 @@ def test_runfleet_trains_the_demo_and_stops_cleanly(tmp_path):
         wait_for(lambda: "demo job succeeded" in output() or fleet.poll() is not None, timeout=180, what="the demo job")
         assert "demo job succeeded" in output(), output()[-3000:]
         demo_s = time.monotonic() - started
-        assert f"http://127.0.0.1:{api}/api/docs/" in output() and (state / "admin-password.txt").exists()
+        assert f"http://127.0.0.1:{api}/api/docs/" in output()
         assert (state / "tensorfleet.sqlite3").exists() and list((state / "media" / "jobs").iterdir())
+        # The secrets are printed this once and kept nowhere in plain text.
+        password = re.search(r"user admin, password ([\w-]+), shown this once", output()).group(1)
+        token = re.search(r"Token\s+([0-9a-f]{64})\s", output()).group(1)
+        assert not (state / "admin-password.txt").exists()
+        stored = b"".join(p.read_bytes() for p in state.rglob("*") if p.is_file())
+        assert password.encode() not in stored and token.encode() not in stored
+        jobs = requests.get(f"http://127.0.0.1:{api}/api/v1/jobs", headers={"Authorization": f"Token {token}"})
+        assert jobs.status_code == 200 and jobs.json()["count"] == 1
+        # Private to this user: the folder, the database and its WAL; gunicorn's control socket lives here.
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        for name in ("tensorfleet.sqlite3", "tensorfleet.sqlite3-wal", "fleet.lock", "flower-password.txt"):
+            assert stat.S_IMODE((state / name).stat().st_mode) == 0o600, name
+        assert stat.S_ISSOCK((state / "gunicorn.ctl").stat().st_mode)
+
+        # A second fleet on the same folder, on other ports, is refused with one line.
+        other_api, other_flower, other_redis = free_ports(3)
+        second = subprocess.run(
+            [sys.executable, "manage.py", "runfleet", "--port", str(other_api), "--flower-port", str(other_flower),
+             "--redis-port", str(other_redis)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode != 0
+        assert second.stderr.strip().splitlines() == [
+            f"CommandError: another fleet (pid {fleet.pid}) is running on the state folder {state}; "
+            "stop it first, or give this one its own folder with TENSORFLEET_STATE_DIR"
+        ], second.stderr
 
         watch = subprocess.run(
             [

@@ -11,20 +11,48 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TextIO, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from access_app.services import token_create
 from tensorfleet_site import embedded
 from tensorfleet_site.celery import app as celery_app
 from tensorfleet_site.fleet import Supervisor
+from tensorfleet_site.state_dir import StateDirBusy, StateLock, make_private
 
 DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "digits", "num_workers": 2}
 DEFAULT_WORKER_METRICS_PORT = 9808
+# AF_UNIX socket paths are at most 107 bytes on Linux.
+MAX_SOCKET_PATH = 107
+
+
+def gunicorn_command(host: str, port: int, state: Path) -> list[str]:
+    """The API. Its control socket goes in the state folder: gunicorn's default,
+    ~/.gunicorn/gunicorn.ctl, is one path for every gunicorn of the user, and each
+    removes it when it stops."""
+    control = state / "gunicorn.ctl"
+    socket_args = (
+        ["--control-socket", str(control)] if len(os.fsencode(control)) <= MAX_SOCKET_PATH else ["--no-control-socket"]
+    )
+    return [
+        sys.executable, "-m", "gunicorn", "tensorfleet_site.wsgi:application",
+        "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4", "--worker-class", "gthread",
+        "--access-logfile", "-", "--graceful-timeout", "10", *socket_args,
+    ]  # fmt: skip
+
+
+def database_files() -> list[Path]:
+    """The SQLite database and its journals, wherever DATABASE_URL puts them ([] for PostgreSQL)."""
+    db = settings.DATABASES["default"]
+    if not db["ENGINE"].endswith("sqlite3"):
+        return []
+    name = Path(db["NAME"])
+    return [name, *(name.with_name(name.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
 
 
 def celery_worker(queues: str, node: str) -> list[str]:
@@ -76,6 +104,21 @@ class Command(BaseCommand):
             raise CommandError("--workers: must be at least 1")
         if opts["demo_epochs"] < 1:
             raise CommandError("--demo-epochs: must be at least 1")
+        state = Path(settings.STATE_DIR)
+        # Before anything is created: the database holds token digests and sessions, Redis
+        # the queued work, media the users' data. Only this user may read them.
+        unchanged = make_private(state, database_files())
+        lock = StateLock(state)
+        try:
+            lock.acquire()
+        except StateDirBusy as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            self._run(opts, state, unchanged)
+        finally:
+            lock.release()
+
+    def _run(self, opts, state: Path, unchanged: list[Path]) -> None:
         metrics_ports = self._metrics_ports(opts)
         for option in ("port", "flower_port", "redis_port"):
             if embedded.port_in_use(opts["host"], opts[option]) and not (
@@ -83,8 +126,9 @@ class Command(BaseCommand):
             ):
                 raise CommandError(f"--{option.replace('_', '-')}: port {opts[option]} is already in use")
 
-        state = Path(settings.STATE_DIR)
-        supervisor = Supervisor(state / "logs", console=self.stdout._out)
+        supervisor = Supervisor(state / "logs", console=cast(TextIO, self.stdout._out))
+        for path in unchanged:
+            supervisor.say(f"warning: {path} belongs to another user; its permissions could not be narrowed")
         stop = {"now": False}
 
         def on_signal(signum, frame):
@@ -99,10 +143,11 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             if settings.AWS_STORAGE_BUCKET_NAME:
                 call_command("ensure_buckets")
-            username, password, token = self._admin(state)
-            flower_auth, flower_login = self._flower_login(state, username, password)
+            flower_auth, flower_login = self._flower_login(state)
             self._start(supervisor, opts, env, state, flower_auth, metrics_ports)
             self._wait_ready(supervisor, opts, stop)
+            # Only now, with the banner next: a secret made here is shown once and never again.
+            username, password, token = self._admin(state)
             self._banner(opts, username, password, token, state, flower_login, metrics_ports)
             if opts["demo"] and not stop["now"]:
                 job = self._demo(opts, username)
@@ -141,34 +186,42 @@ class Command(BaseCommand):
                         f"the embedded Redis did not start on port {port}; see {state / 'logs' / 'redis.log'}"
                     )
                 time.sleep(0.1)
+        other = embedded.redis_claim(url, state.resolve())
+        if other:
+            raise CommandError(
+                f"--redis-port: the Redis on port {port} is the broker of the fleet running on {other}; "
+                "two fleets on one Redis take each other's tasks: give this one its own --redis-port"
+            )
         celery_app.conf.broker_url = url
         celery_app.conf.result_backend = url
         return {"CELERY_BROKER_URL": url, "CELERY_RESULT_BACKEND": url}
 
-    def _admin(self, state: Path) -> tuple[str, str | None, str]:
-        """An admin user and API token, created on the first run; the password is kept in the state folder."""
+    def _admin(self, state: Path) -> tuple[str, str | None, str | None]:
+        """The admin user and an API token, made on the first run. Their secrets are
+        returned that once, for the banner, and kept only as hashes: a later run has
+        none to show (``changepassword``, ``create_token`` make new ones)."""
         User = get_user_model()
-        secret_file = state / "admin-password.txt"
         user = User.objects.filter(is_superuser=True).order_by("id").first()
-        password = None
         if user is None:
             password = secrets.token_urlsafe(12)
-            user = User.objects.create_superuser("admin", "admin@localhost", password)
-            secret_file.write_text(password + "\n")
-            secret_file.chmod(0o600)
-        elif secret_file.exists():
-            password = secret_file.read_text().strip()
-        token, _ = Token.objects.get_or_create(user=user)
-        return user.get_username(), password, token.key
+            with transaction.atomic():
+                user = User.objects.create_superuser("admin", "admin@localhost", password)
+                token = token_create(user=user)
+            return user.get_username(), password, token
+        # Earlier versions kept the password here in plain text: show it a last time, then erase it.
+        legacy = state / "admin-password.txt"
+        if legacy.exists():
+            kept = legacy.read_text().strip() or None
+            legacy.unlink()
+            return user.get_username(), kept, None
+        return user.get_username(), None, None
 
-    def _flower_login(self, state: Path, username: str, password: str | None) -> tuple[str, str]:
+    def _flower_login(self, state: Path) -> tuple[str, str]:
         """Flower's basic auth (user:password) and how the banner describes it. Flower never
-        runs open: FLOWER_BASIC_AUTH when set, else the admin's login, else a password of its
-        own kept in the state folder (the admin's is unknown when the user was made elsewhere)."""
+        runs open: FLOWER_BASIC_AUTH when set, else a password of its own, kept in the
+        (private) state folder because Flower must be given it in plain text on every start."""
         if os.environ.get("FLOWER_BASIC_AUTH"):
             return os.environ["FLOWER_BASIC_AUTH"], "login from FLOWER_BASIC_AUTH"
-        if password:
-            return f"{username}:{password}", "same login"
         secret_file = state / "flower-password.txt"
         if not secret_file.exists():
             secret_file.write_text(secrets.token_urlsafe(12) + "\n")
@@ -222,28 +275,7 @@ class Command(BaseCommand):
                 "TENSORFLEET_WORKER_METRICS_ADDRESS": opts["host"],
             }
 
-        supervisor.start(
-            "api",
-            [
-                py,
-                "-m",
-                "gunicorn",
-                "tensorfleet_site.wsgi:application",
-                "--bind",
-                f"{opts['host']}:{opts['port']}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--worker-class",
-                "gthread",
-                "--access-logfile",
-                "-",
-                "--graceful-timeout",
-                "10",
-            ],
-            env,
-        )
+        supervisor.start("api", gunicorn_command(opts["host"], opts["port"], state), env)
         for i in range(1, opts["workers"] + 1):
             supervisor.start(
                 f"worker-{i}",
@@ -301,19 +333,22 @@ class Command(BaseCommand):
         opts,
         username: str,
         password: str | None,
-        token: str,
+        token: str | None,
         state: Path,
         flower_login: str,
         metrics_ports: list[int],
     ) -> None:
         base = f"http://{opts['host']}:{opts['port']}"
-        login = f"user {username}, password {password}" if password else f"user {username} (your existing password)"
+        if password:
+            login = f"user {username}, password {password}, shown this once"
+        else:
+            login = f"user {username}; a new password: manage.py changepassword {username}"
         lines = [
             "",
             "TensorFleet is running.",
             f"  API          {base}/api/v1/jobs",
             f"  API docs     {base}/api/docs/",
-            f"  Admin        {base}/admin/   ({login}; kept in {state / 'admin-password.txt'})",
+            f"  Admin        {base}/admin/   ({login})",
         ]
         if not opts["no_flower"]:
             flower = f"http://{opts['host']}:{opts['flower_port']}"
@@ -321,7 +356,7 @@ class Command(BaseCommand):
         guarded = "; Authorization: Bearer $METRICS_TOKEN" if settings.METRICS_TOKEN else ""
         lines += [
             f"  Health       {base}/api/v1/health   readiness {base}/api/v1/ready",
-            f"  Overview     {base}/api/v1/overview   (with the token below)",
+            f"  Overview     {base}/api/v1/overview   (with your API token)",
             f"  Metrics      {base}/metrics   (Prometheus{guarded})",
         ]
         if metrics_ports:
@@ -333,8 +368,10 @@ class Command(BaseCommand):
         lines += [
             f"  Workers      {opts['workers']} on queue(s) {opts['queues']}, plus the reconciler (beat + control worker)",
             f"  Logs         {state / 'logs'}",
-            f"  Token        {token}",
-            f'  Try          curl -H "Authorization: Token {token}" {base}/api/v1/jobs',
+            f"  Token        {token}   (shown this once; only its digest is kept)"
+            if token
+            else f"  Token        shown on the first run; a new one: manage.py create_token {username}",
+            f'  Try          curl -H "Authorization: Token {token or "$TOKEN"}" {base}/api/v1/jobs',
             "Press Ctrl-C to stop everything.",
             "",
         ]
