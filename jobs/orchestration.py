@@ -19,28 +19,32 @@ from tensorfleet_site.celery import app
 logger = logging.getLogger(__name__)
 
 
-def epoch_send(job: Job, epoch: int, celery_ids: dict[int, str]) -> None:
-    """Send the epoch's chord; ``celery_ids`` gives every shard its message id."""
-    header = [shard_signature(job, epoch, s, celery_ids[s]) for s in range(job.num_workers)]
+def epoch_send(job: Job, epoch: int, celery_ids: dict[int, str], *, priority: int = 0) -> None:
+    """Send the epoch's chord; ``celery_ids`` gives every shard its message id. Shards go
+    at ``priority`` (0 is taken first: jobs.services.launch.dispatch_priority); the
+    aggregate, short and what the next epoch waits on, at 0."""
+    header = [shard_signature(job, epoch, s, celery_ids[s], priority=priority) for s in range(job.num_workers)]
     chord(header, aggregate_signature(job, epoch)).apply_async()
     logger.info("job %s epoch %s: %s shards sent to queue %s", job.id, epoch, job.num_workers, job.queue)
 
 
-def shard_send(job: Job, epoch: int, shard: int, celery_id: str) -> None:
+def shard_send(job: Job, epoch: int, shard: int, celery_id: str, *, priority: int = 0) -> None:
     """Send one shard on its own (outside any chord); its completion triggers the aggregate."""
-    shard_signature(job, epoch, shard, celery_id).apply_async()
+    shard_signature(job, epoch, shard, celery_id, priority=priority).apply_async()
 
 
 def aggregate_send(job: Job, epoch: int) -> None:
     aggregate_signature(job, epoch).apply_async()
 
 
-def shard_signature(job: Job, epoch: int, shard: int, celery_id: str):
-    return signature(TRAIN_SHARD, args=(str(job.id), epoch, shard), queue=job.queue, task_id=celery_id)
+def shard_signature(job: Job, epoch: int, shard: int, celery_id: str, *, priority: int = 0):
+    return signature(
+        TRAIN_SHARD, args=(str(job.id), epoch, shard), queue=job.queue, task_id=celery_id, priority=priority
+    )
 
 
 def aggregate_signature(job: Job, epoch: int):
-    return signature(AGGREGATE_EPOCH, args=(str(job.id), epoch), queue=job.queue, immutable=True)
+    return signature(AGGREGATE_EPOCH, args=(str(job.id), epoch), queue=job.queue, immutable=True, priority=0)
 
 
 def revoke(celery_ids: list[str]) -> None:

@@ -58,7 +58,12 @@ def _stale_running_shards(now, actions: Counter) -> None:
 
 
 def _lost_queued_shards(now, actions: Counter) -> None:
-    """A shard `queued` whose message the broker no longer holds (e.g. Redis restarted empty)."""
+    """A shard `queued` whose message no live worker will run: gone from the broker (e.g.
+    Redis restarted empty), or delivered to a worker that has since died. The second kind
+    sits in Redis's unacknowledged set until the visibility timeout (hours) puts it back;
+    once it has been there longer than the heartbeat timeout and no live worker reports
+    holding it (running, prefetched, or waiting out a retry's countdown), it is sent again.
+    A late redelivery of the old message is harmless: the shard's row is claimed once."""
     cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
     waiting = list(
         Task.objects.select_related("job").filter(
@@ -67,13 +72,22 @@ def _lost_queued_shards(now, actions: Counter) -> None:
     )
     if not waiting:
         return
-    pending = pending_messages.pending_message_ids(sorted({t.job.queue for t in waiting}))
-    if pending is None:
+    held = pending_messages.broker_holdings(sorted({t.job.queue for t in waiting}))
+    if held is None:
         return  # a broker we cannot look into: nothing to compare against
+    stale_before = now.timestamp() - settings.TENSORFLEET_HEARTBEAT_TIMEOUT
+    suspects = [t for t in waiting if t.celery_id in held.unacked and held.unacked[t.celery_id] < stale_before]
+    live = pending_messages.ids_held_by_live_workers() if suspects else set()
     for task in waiting:
-        if task.celery_id not in pending and launch.shard_redispatch(task):
-            logger.warning("shard %s: its message is gone from the broker; sent again", task)
-            actions["redispatched_lost"] += 1
+        if task.celery_id not in held:
+            reason, key = "its message is gone from the broker", "redispatched_lost"
+        elif task in suspects and live is not None and task.celery_id not in live:
+            reason, key = "its message is held by a worker that is gone", "redispatched_orphaned"
+        else:
+            continue
+        if launch.shard_redispatch(task):
+            logger.warning("shard %s: %s; sent again", task, reason)
+            actions[key] += 1
 
 
 def _epochs_without_aggregate(now, actions: Counter) -> None:

@@ -36,7 +36,7 @@ def epoch_launch(job_id, epoch: int) -> None:
         ids = claims.epoch_tasks_dispatch(job=job, epoch=epoch)
     # A shard that already succeeded is sent too (it answers at once) so the chord counts it.
     celery_ids = {s: ids.get(s) or claims.new_celery_id(job.id, epoch, s) for s in range(job.num_workers)}
-    orchestration.epoch_send(job, epoch, celery_ids)
+    orchestration.epoch_send(job, epoch, celery_ids, priority=dispatch_priority(job))
 
 
 def shard_redispatch(task, *, worker_lost: bool = False) -> bool:
@@ -44,5 +44,23 @@ def shard_redispatch(task, *, worker_lost: bool = False) -> bool:
     celery_id = claims.new_celery_id(task.job_id, task.epoch, task.shard)
     if not claims.task_requeue(task=task, celery_id=celery_id, worker_lost=worker_lost):
         return False
-    orchestration.shard_send(task.job, task.epoch, task.shard, celery_id)
+    orchestration.shard_send(task.job, task.epoch, task.shard, celery_id, priority=dispatch_priority(task.job))
     return True
+
+
+# Fair dispatch between users on one queue: kombu's Redis transport keeps one list per
+# priority step (0, 3, 6, 9) and workers take from step 0 first. A user's shards are
+# sent at a step that grows with how many of that user's other jobs already wait on
+# the queue, so one user's 256 queued jobs go to the back and another user's first job
+# is taken next (docs/ARCHITECTURE.md, "Fair dispatch").
+PRIORITY_BY_WAITING_JOBS = ((0, 0), (1, 3), (4, 6), (16, 9))  # (other jobs waiting, at least) -> step
+
+
+def dispatch_priority(job: Job) -> int:
+    waiting = (
+        Job.objects.filter(owner_id=job.owner_id, queue=job.queue, tasks__status=Status.QUEUED)
+        .exclude(id=job.id)
+        .distinct()
+        .count()
+    )
+    return max(step for least, step in PRIORITY_BY_WAITING_JOBS if waiting >= least)

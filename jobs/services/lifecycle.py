@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from jobs import orchestration, signals
+from jobs import orchestration, pending_messages, signals
 from jobs.models import ACTIVE_STATUSES, Job, Status, Task
 from jobs.services import launch
 from jobs.specs import DatasetImport, SpecInvalid, dataset_errors
@@ -134,10 +134,20 @@ def job_cancel(*, job: Job, reason: str = "") -> Job:
             raise JobNotActive(f"job is already {job.status}")
         queued = list(Task.objects.filter(job=job, status=Status.QUEUED).values_list("celery_id", flat=True))
         Task.objects.filter(job=job, status=Status.QUEUED).update(status=Status.CANCELLED)
-        transaction.on_commit(lambda: orchestration.revoke([cid for cid in queued if cid]))
+        transaction.on_commit(lambda: _messages_drop(job.queue, [cid for cid in queued if cid]))
     job.refresh_from_db()
     signals.job_ended.send(sender=Job, job_id=job.id)
     return job
+
+
+def _messages_drop(queue: str, celery_ids: list[str]) -> None:
+    """A cancelled job's queued shards: revoked on the workers (for a message one holds)
+    and taken out of the broker's queue, so nothing is left for no one to consume."""
+    orchestration.revoke(celery_ids)
+    try:
+        pending_messages.messages_remove(queue, set(celery_ids))
+    except Exception:  # noqa: BLE001 - the job is cancelled either way; revoked messages are dropped when read
+        logger.warning("could not remove the messages of a cancelled job from queue %s", queue, exc_info=True)
 
 
 def job_fail(*, job_id, reason: str, detail: str = "", error_class: str = "") -> bool:
