@@ -39,7 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
-    "knox",  # API tokens stored as digests (access_app)
+    "knox",  # API tokens stored as digests (tensorfleet_site/access)
     "axes",  # login lockouts
     "django_filters",
     "drf_spectacular",
@@ -52,7 +52,8 @@ INSTALLED_APPS = [
     "tensorfleet_site.dashboard",
     "tensorfleet_site.benchmark",
     "tensorfleet_site.quotas",
-    "access_app",
+    "tensorfleet_site.localfleet",
+    "tensorfleet_site.access",
 ]
 
 MIDDLEWARE = [
@@ -116,7 +117,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# --- Who may call: logins (admin, dashboard, browsable API) and API tokens (access_app).
+# --- Who may call: logins (admin, dashboard, browsable API) and API tokens (tensorfleet_site/access).
 # django-axes counts failed logins per user name and address (a stranger cannot lock
 # the admin out from everywhere, nor try more than the limit from one address).
 AUTHENTICATION_BACKENDS = [
@@ -127,7 +128,7 @@ AXES_FAILURE_LIMIT = env_int("TENSORFLEET_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("TENSORFLEET_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "access_app.throttling.client_address"
+AXES_CLIENT_IP_CALLABLE = "tensorfleet_site.access.throttling.client_address"
 # Proxies in front of the API whose X-Forwarded-For is believed (the Ingress: 1). With 0,
 # the address is the connection's: a client cannot pick one to dodge a limit.
 TENSORFLEET_TRUSTED_PROXIES = env_int("TENSORFLEET_TRUSTED_PROXIES", 0)
@@ -195,7 +196,7 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header turns a missing credential into a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "access_app.authentication.TokenAuthentication",
+        "tensorfleet_site.access.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from access_app.services import token_create
+from tensorfleet_site.access.services import token_create
 from tests.factories import UserFactory
 
 

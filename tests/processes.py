@@ -163,7 +163,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        from tensorfleet_site.embedded import redis_answers, redis_server_binary
+        from tensorfleet_site.localfleet.embedded import redis_answers, redis_server_binary
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from access_app.services import token_create
+from tensorfleet_site.access.services import token_create
 from jobs.models import Job
 from storage_app.models import Dataset
 from tests.datagen import blobs, npz_bytes, write_csv, write_idx_folder

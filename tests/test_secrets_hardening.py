@@ -32,11 +32,11 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from access_app.services import token_create
-from tensorfleet_site import embedded
-from tensorfleet_site.state_dir import StateLock, make_private
-from workers.management.commands.runfleet import Command as RunFleet
-from workers.management.commands.runfleet import gunicorn_command
+from tensorfleet_site.access.services import token_create
+from tensorfleet_site.localfleet import embedded
+from tensorfleet_site.localfleet.state_dir import StateLock, make_private
+from tensorfleet_site.localfleet.management.commands.runfleet import Command as RunFleet
+from tensorfleet_site.localfleet.management.commands.runfleet import gunicorn_command
 
 REPO = Path(__file__).resolve().parent.parent
 JOBS = "/api/v1/jobs"
@@ -90,7 +90,7 @@ def test_tokens_drf_stored_in_plain_text_keep_working_and_are_erased(user):
             " user_id integer NOT NULL)"
         )
         cursor.execute("INSERT INTO authtoken_token VALUES (%s, now(), %s)", [legacy_key, user.id])
-    migration = importlib.import_module("access_app.migrations.0001_digest_drf_tokens")
+    migration = importlib.import_module("tensorfleet_site.access.migrations.0001_digest_drf_tokens")
     migration.digest_plaintext_tokens(apps, types.SimpleNamespace(connection=connection))
 
     with connection.cursor() as cursor:

@@ -44,6 +44,8 @@ class Fleet:
             TENSORFLEET_STATE_DIR=str(self.state),
             PYTHONUNBUFFERED="1",
             TENSORFLEET_WORKER_IMPORTS="tensorfleet_site.benchmark.noop_tasks",  # the bare-chord floor
+            TENSORFLEET_QUOTA_ACTIVE_JOBS="0",  # the benchmark submits hundreds of jobs at once
+            TENSORFLEET_QUOTA_SHARDS_IN_FLIGHT="0",
         )
         if os.environ.get("BENCH_DATABASE_URL"):  # an empty PostgreSQL database instead of SQLite
             self.env["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
@@ -52,7 +54,7 @@ class Fleet:
     def __enter__(self) -> Fleet:
         self.log = open(self.state / "fleet.out", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runfleet", "--workers", str(self.workers), "--no-flower",
+            [sys.executable, "manage.py", "runfleet", "--processes", str(self.workers), "--no-flower",
              "--port", str(self.port), "--redis-port", str(self.redis_port)],
             cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

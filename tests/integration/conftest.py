@@ -13,7 +13,7 @@ import redis
 import requests
 from django.conf import settings as django_settings
 
-from access_app.services import token_create
+from tensorfleet_site.access.services import token_create
 from tests.factories import UserFactory
 from tests.processes import CeleryWorker, S3Server, free_ports, wait_for
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import requests
 
-from access_app.services import token_create
+from tensorfleet_site.access.services import token_create
 from tests.datagen import blobs, npz_bytes, write_csv, write_idx_zip
 from tests.factories import UserFactory
 

@@ -51,7 +51,7 @@ def test_runfleet_trains_the_demo_and_stops_cleanly(tmp_path):
             "--demo",
             "--demo-epochs",
             "3",
-            "--workers",
+            "--processes",
             "2",
             "--port",
             str(api),

@@ -19,11 +19,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from access_app.services import token_create
-from tensorfleet_site import embedded
+from tensorfleet_site.access.services import token_create
+from tensorfleet_site.localfleet import embedded
 from tensorfleet_site.celery import app as celery_app
-from tensorfleet_site.fleet import Supervisor
-from tensorfleet_site.state_dir import StateDirBusy, StateLock, make_private
+from tensorfleet_site.localfleet.supervisor import Supervisor
+from tensorfleet_site.localfleet.state_dir import StateDirBusy, StateLock, make_private
 
 DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "digits", "num_workers": 2}
 DEFAULT_WORKER_METRICS_PORT = 9808
@@ -68,7 +68,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)"
+            "--processes",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="Celery worker processes, one task each (default: one per core); a job's shards are its num_workers",
         )
         parser.add_argument(
             "--queues", default=settings.CELERY_TASK_DEFAULT_QUEUE, help="queues the workers consume, comma-separated"
@@ -100,8 +103,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        if opts["workers"] < 1:
-            raise CommandError("--workers: must be at least 1")
+        if opts["processes"] < 1:
+            raise CommandError("--processes: must be at least 1")
         if opts["demo_epochs"] < 1:
             raise CommandError("--demo-epochs: must be at least 1")
         state = Path(settings.STATE_DIR)
@@ -231,7 +234,7 @@ class Command(BaseCommand):
     def _metrics_ports(self, opts) -> list[int]:
         """Exporter ports of the training workers, then of the control worker ([] for none).
         Workers on one machine cannot share a port, so each gets its own."""
-        count = opts["workers"] + 1
+        count = opts["processes"] + 1
         base = opts["worker_metrics_port"]
         if base == 0:
             return []
@@ -276,7 +279,7 @@ class Command(BaseCommand):
             }
 
         supervisor.start("api", gunicorn_command(opts["host"], opts["port"], state), env)
-        for i in range(1, opts["workers"] + 1):
+        for i in range(1, opts["processes"] + 1):
             supervisor.start(
                 f"worker-{i}",
                 celery_worker(opts["queues"], f"worker{i}@%h"),
@@ -287,7 +290,7 @@ class Command(BaseCommand):
         supervisor.start(
             "control",
             celery_worker(settings.TENSORFLEET_CONTROL_QUEUE, "control@%h"),
-            worker_env(opts["workers"]),
+            worker_env(opts["processes"]),
         )
         supervisor.start("beat", [py, "-m", "celery", "-A", "tensorfleet_site", "beat", "--loglevel", "INFO"], env)
         if not opts["no_flower"]:
@@ -324,7 +327,7 @@ class Command(BaseCommand):
             except OSError:
                 time.sleep(0.3)
                 continue
-            if len(replies) >= opts["workers"] + 1:  # the training workers and the control worker
+            if len(replies) >= opts["processes"] + 1:  # the training workers and the control worker
                 return
             time.sleep(0.3)
 
@@ -360,13 +363,13 @@ class Command(BaseCommand):
             f"  Metrics      {base}/metrics   (Prometheus{guarded})",
         ]
         if metrics_ports:
-            names = [f"worker-{i}" for i in range(1, opts["workers"] + 1)] + ["control"]
+            names = [f"worker-{i}" for i in range(1, opts["processes"] + 1)] + ["control"]
             exporters = ", ".join(
                 f"{name} http://{opts['host']}:{port}/metrics" for name, port in zip(names, metrics_ports, strict=True)
             )
             lines.append(f"  Exporters    {exporters}")
         lines += [
-            f"  Workers      {opts['workers']} on queue(s) {opts['queues']}, plus the reconciler (beat + control worker)",
+            f"  Workers      {opts['processes']} on queue(s) {opts['queues']}, plus the reconciler (beat + control worker)",
             f"  Logs         {state / 'logs'}",
             f"  Token        {token}   (shown this once; only its digest is kept)"
             if token

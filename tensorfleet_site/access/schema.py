@@ -5,7 +5,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
 
 class TokenScheme(OpenApiAuthenticationExtension):
-    target_class = "access_app.authentication.TokenAuthentication"
+    target_class = "tensorfleet_site.access.authentication.TokenAuthentication"
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from access_app.services import token_create
+from tensorfleet_site.access.services import token_create
 
 
 class Command(BaseCommand):

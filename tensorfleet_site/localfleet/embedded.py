@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tensorfleet_site.state_dir import state_dir_in_use
+from tensorfleet_site.localfleet.state_dir import state_dir_in_use
 
 # Which state folder's fleet uses a local Redis. Two fleets on one Redis would take each
 # other's tasks, and a worker drops a task whose job is not in its own database.

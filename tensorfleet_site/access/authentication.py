@@ -11,7 +11,7 @@ from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
-from access_app.throttling import FailedCredentialsThrottle
+from tensorfleet_site.access.throttling import FailedCredentialsThrottle
 
 # Keys are lowercase hex: 64 characters from knox, 40 for one carried over from DRF's
 # authtoken table. Anything else is refused before it reaches the database (a NUL
