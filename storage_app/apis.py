@@ -39,12 +39,19 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         request={"multipart/form-data": DatasetUploadSerializer},
         responses={
             201: DatasetSerializer,
-            400: OpenApiResponse(description="invalid file"),
-            413: OpenApiResponse(description="too large"),
+            400: OpenApiResponse(description="an invalid file, name or field; the field's message says why"),
+            411: OpenApiResponse(description="a chunked body without a Content-Length"),
+            413: OpenApiResponse(
+                description="the upload is over TENSORFLEET_MAX_DATASET_BYTES, or it decompresses to more "
+                "than TENSORFLEET_MAX_DATASET_EXPANDED_BYTES (or the expansion ratio allows)"
+            ),
         },
     )
     def create(self, request):
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:  # RequestBodyLimitMiddleware answers this first; a view does not trust it
+            declared = 0
         if declared > settings.TENSORFLEET_MAX_DATASET_BYTES + 64 * 1024:  # refuse before reading the body
             return _too_large(declared)
         upload = DatasetUploadSerializer(data=request.data)
@@ -53,27 +60,25 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         file = data["file"]
         if file.size > settings.TENSORFLEET_MAX_DATASET_BYTES:
             return _too_large(file.size)
-        name = data.get("name") or Path(file.name).name.split(".")[0] or "dataset"
         with tempfile.TemporaryDirectory(prefix="tf-upload-") as tmp:
             if hasattr(file, "temporary_file_path"):
                 path = Path(file.temporary_file_path())
             else:  # small uploads stay in memory: give the parser a file
-                path = Path(tmp) / Path(file.name).name
+                # A fixed name: the client's may be 255 characters of UTF-8, past the file system's 255 bytes.
+                path = Path(tmp) / "upload"
                 with open(path, "wb") as fh:
                     for chunk in file.chunks():
                         fh.write(chunk)
             try:
                 dataset = datasets.dataset_create(
                     owner=request.user,
-                    name=name,
+                    name=data["name"],
                     path=path,
                     fmt=data.get("format"),
                     label_column=data["label_column"],
                     source=file.name,
                 )
             except datasets.DatasetError as exc:
-                if exc.status == 413:
-                    return _too_large(file.size)
                 return Response({exc.field: [str(exc)]}, status=exc.status)
         return Response(DatasetSerializer(dataset, context={"request": request}).data, status=status.HTTP_201_CREATED)
 

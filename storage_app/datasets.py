@@ -9,6 +9,8 @@ import re
 import shutil
 import stat
 import tempfile
+import unicodedata
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +19,16 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, transaction
 
-from storage_app.formats import FORMATS, DatasetFormatError, guess_format, idx_members, inspect_file, zip_idx_folder
+from storage_app.builtin_datasets import BUILTIN_DATASETS
+from storage_app.formats import (
+    FORMATS,
+    DatasetFormatError,
+    DatasetTooLarge,
+    guess_format,
+    idx_members,
+    inspect_file,
+    zip_idx_folder,
+)
 from storage_app.models import Dataset
 from storage_app.storages import datasets_storage
 
@@ -60,14 +71,53 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+NAME_MAX_CHARS = 200  # Dataset.name's max_length
+
+
+def dataset_name_error(name: str) -> str | None:
+    """Why ``name`` cannot name a dataset, or None when it can.
+
+    A job finds its dataset by a built-in name first, then by one of the owner's names,
+    then by id, then as a path or s3:// URI (``jobs.specs``), and strips the reference:
+    a name a job could never reach, or one that would hide an id or a path, is refused.
+    """
+    if not name:
+        return "A dataset needs a name."
+    if name != name.strip():
+        return "A dataset name cannot start or end with spaces."
+    if len(name) > NAME_MAX_CHARS:
+        return f"A dataset name has at most {NAME_MAX_CHARS} characters; this one has {len(name)}."
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return "A dataset name cannot hold control characters."
+    if name in BUILTIN_DATASETS:
+        return f"{name!r} is the name of a built-in dataset."
+    if name.startswith(("/", "s3://")):
+        return "A dataset name cannot look like a path."
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return None
+    return "A dataset name cannot look like an id."
+
+
+def dataset_name_from_file(filename: str) -> str:
+    """The name an upload gets when none is given: its file name up to the first dot,
+    cut to fit (it may still be refused by ``dataset_name_error``, a built-in's name)."""
+    return Path(filename).name.split(".")[0].strip()[:NAME_MAX_CHARS].strip() or "dataset"
+
+
 def dataset_create(*, owner, name: str, path: Path, fmt: str | None, label_column: str, source: str = "") -> Dataset:
     """Check the file at ``path``, store it (once per content) and record it for ``owner``.
 
     Nothing is left in storage or the database when any check fails.
     """
-    fmt = fmt or guess_format(path.name) or guess_format(source)
+    # The source first: ``path`` may be a temporary file whose random name happens to hold "idx".
+    fmt = fmt or guess_format(source) or guess_format(path.name)
     if fmt not in FORMATS:
         raise DatasetError("format", f"cannot tell the format; give one of {', '.join(FORMATS)}")
+    problem = dataset_name_error(name)
+    if problem:
+        raise DatasetError("name", problem)
     size = path.stat().st_size
     if size > settings.TENSORFLEET_MAX_DATASET_BYTES:
         raise DatasetError(
@@ -77,6 +127,8 @@ def dataset_create(*, owner, name: str, path: Path, fmt: str | None, label_colum
         raise DatasetError("name", f"you already have a dataset named {name!r}")
     try:
         info = inspect_file(path, fmt, label_column)
+    except DatasetTooLarge as exc:
+        raise DatasetError("file", str(exc), 413) from None
     except DatasetFormatError as exc:
         raise DatasetError("file", str(exc)) from None
     sha = _sha256_of(path)
@@ -103,7 +155,7 @@ def dataset_create(*, owner, name: str, path: Path, fmt: str | None, label_colum
                 input_shape=list(info.input_shape),
                 num_classes=info.num_classes,
                 label_column=label_column if fmt == "csv" else "",
-                source=source[:1000],
+                source=source.replace("\x00", "")[:1000],
             )
     except IntegrityError:
         if stored_here and not Dataset.objects.filter(sha256=sha).exists():

@@ -3,25 +3,38 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from tensorfleet_site.serializers import StrictSerializer
+from storage_app.datasets import NAME_MAX_CHARS, dataset_name_error, dataset_name_from_file
 from storage_app.formats import FORMATS
 from storage_app.models import Dataset
-from storage_app.builtin_datasets import BUILTIN_DATASETS
+from tensorfleet_site.serializers import StrictSerializer
 
 
 class DatasetUploadSerializer(StrictSerializer):
     file = serializers.FileField(allow_empty_file=True)
-    name = serializers.CharField(max_length=200, required=False, help_text="default: the file name without extension")
+    name = serializers.CharField(
+        max_length=NAME_MAX_CHARS, required=False, help_text="default: the file name up to its first dot"
+    )
     format = serializers.ChoiceField(choices=FORMATS, required=False, help_text="default: from the file name")
     label_column = serializers.CharField(max_length=200, default="label", help_text="CSV: the column holding labels")
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
-        if value in BUILTIN_DATASETS:
-            raise serializers.ValidationError(f"{value!r} is the name of a built-in dataset.")
-        if value.startswith(("/", "s3://")):
-            raise serializers.ValidationError("A dataset name cannot look like a path.")
+        problem = dataset_name_error(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
+
+    def validate(self, attrs):
+        """A name from the file name obeys the same rules as a name given."""
+        if not attrs.get("name"):
+            derived = dataset_name_from_file(attrs["file"].name or "")
+            problem = dataset_name_error(derived)
+            if problem:
+                raise serializers.ValidationError(
+                    {"name": [f"{problem} (It comes from the file name; give a name in 'name'.)"]}
+                )
+            attrs["name"] = derived
+        return attrs
 
 
 class DatasetSerializer(serializers.ModelSerializer):

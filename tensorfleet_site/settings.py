@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files (admin, API docs) under gunicorn
     "corsheaders.middleware.CorsMiddleware",
+    "tensorfleet_site.parsers.RequestBodyLimitMiddleware",  # after CORS: its 4xx answers carry CORS headers
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -205,6 +206,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "tensorfleet_site.filtering.Pagination",  # PAGE_SIZE, or ?page_size= up to 1000
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's defaults, with a JSON parser that refuses documents nested past TENSORFLEET_MAX_JSON_DEPTH.
+    "DEFAULT_PARSER_CLASSES": [
+        "tensorfleet_site.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "tensorfleet_site.api_errors.exception_handler",  # quotas: 429
     "NUM_PROXIES": TENSORFLEET_TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_RATES": {"failed_credentials": f"{TENSORFLEET_FAILED_TOKENS_PER_MINUTE}/min"},
@@ -225,7 +232,20 @@ CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
 # spooled to disk past FILE_UPLOAD_MAX_MEMORY_SIZE and refused past the dataset limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "tensorfleet_site.parsers.TemporaryFileUploadHandler",  # Django's, safe with any file name
+]
 TENSORFLEET_MAX_DATASET_BYTES = env_int("TENSORFLEET_MAX_DATASET_BYTES", 512 * 1024 * 1024)
+# What a dataset may decompress to (zip members, gzip, .npy arrays; declared sizes are
+# checked before anything is allocated): the least of this many bytes and RATIO times
+# the file's own size, never less than 64 MiB. Reading costs memory and CPU in proportion
+# to the decompressed bytes (a CSV of short rows parses at about 30 MB/s), so the ratio
+# keeps a small upload's cost small; real datasets gzip 3 to 30 times. RATIO 0: no ratio.
+TENSORFLEET_MAX_DATASET_EXPANDED_BYTES = env_int("TENSORFLEET_MAX_DATASET_EXPANDED_BYTES", 1024 * 1024 * 1024)
+TENSORFLEET_MAX_DATASET_EXPANSION_RATIO = env_int("TENSORFLEET_MAX_DATASET_EXPANSION_RATIO", 100)
+# JSON request bodies nested deeper than this are refused with a 400 (job specs nest 3 or 4 levels).
+TENSORFLEET_MAX_JSON_DEPTH = env_int("TENSORFLEET_MAX_JSON_DEPTH", 32)
 # Per-user quotas (0: unlimited); per-user overrides in the admin (tensorfleet_site/quotas).
 TENSORFLEET_QUOTA_ACTIVE_JOBS = env_int("TENSORFLEET_QUOTA_ACTIVE_JOBS", 64)
 TENSORFLEET_QUOTA_SHARDS_IN_FLIGHT = env_int("TENSORFLEET_QUOTA_SHARDS_IN_FLIGHT", 256)
