@@ -60,6 +60,26 @@ class Job(models.Model):
         "Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="trials", help_text="a sweep's trial"
     )
     trial_number = models.PositiveIntegerField(null=True, blank=True, help_text="1-based, within its sweep")
+    # The model and the recipe (a plain PyTorch script's choices).
+    model_args = models.JSONField(default=dict, blank=True, help_text="keyword arguments of the model's builder")
+    weight_decay = models.FloatField(default=0.0)
+    nesterov = models.BooleanField(default=False)
+    lr_schedule = models.CharField(max_length=16, default="constant")
+    warmup_epochs = models.PositiveIntegerField(default=0)
+    grad_clip_norm = models.FloatField(null=True, blank=True)
+    label_smoothing = models.FloatField(default=0.0)
+    augment = models.BooleanField(default=False, help_text="random crop with padding and horizontal flip (images)")
+    precision = models.CharField(max_length=8, default="fp32")
+    eval_every = models.PositiveIntegerField(default=1, help_text="evaluate every k epochs, and at the last")
+    early_stopping = models.JSONField(null=True, blank=True, help_text="metric, patience, min_delta")
+    init_from = models.JSONField(null=True, blank=True, help_text="a checkpoint of one of your jobs, or weights")
+    validation_fraction = models.FloatField(default=0.2)
+    validation_ref = models.ForeignKey(
+        "storage_app.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="validated_jobs"
+    )
+    validation_sha256 = models.CharField(max_length=64, blank=True)
+    class_names = models.JSONField(default=list, blank=True, help_text="the labels' names, index order")
+    stop_reason = models.CharField(max_length=200, blank=True, help_text="why it ended before its last epoch")
 
     # Where it stands.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -148,8 +168,11 @@ class EpochMetric(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="epoch_metrics")
     epoch = models.PositiveIntegerField()
     train_loss = models.FloatField()
-    val_loss = models.FloatField()
-    val_accuracy = models.FloatField()
+    val_loss = models.FloatField(null=True, blank=True, help_text="empty for an epoch eval_every skipped")
+    val_accuracy = models.FloatField(null=True, blank=True)
+    top5_accuracy = models.FloatField(null=True, blank=True, help_text="with more than 10 classes")
+    per_class_accuracy = models.JSONField(null=True, blank=True)
+    confusion_matrix = models.JSONField(null=True, blank=True, help_text="rows: true class, columns: predicted")
     samples = models.PositiveIntegerField()
     samples_per_s = models.FloatField()
     duration_s = models.FloatField(help_text="first shard started to aggregate done")
@@ -212,3 +235,33 @@ class Sweep(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class ModelOffer(models.Model):
+    """A model a worker can build, as the worker published it when it started: its name,
+    the arguments its builder takes (the schema of a job's ``model_args``), the input it
+    takes, and the queue the worker consumes. The API reads these instead of importing
+    torch or the plugins."""
+
+    class Input(models.TextChoices):
+        IMAGES = "images", "images (channels x height x width)"
+        TABULAR = "tabular", "tabular (features)"
+        ANY = "any", "images or tabular"
+
+    worker = models.CharField(max_length=200, help_text="the Celery node name")
+    queue = models.CharField(max_length=64)
+    name = models.CharField(max_length=100)
+    arguments = models.JSONField(default=dict, help_text="name -> {type, default, required}")
+    input_kind = models.CharField(max_length=8, choices=Input.choices, default=Input.ANY)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=300, blank=True, help_text="the entry point: package and object")
+    published_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "queue", "worker"]
+        constraints = [
+            models.UniqueConstraint(fields=["worker", "queue", "name"], name="modeloffer_unique_worker_queue_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.queue} ({self.worker})"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from rest_framework import serializers
 
-from jobs.catalog import MODEL_TYPES, OPTIMIZERS
+from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PRECISIONS
 from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_MAX_SIZE
 from storage_app.models import Dataset
 from tensorfleet_site.serializers import StrictSerializer
@@ -33,6 +33,15 @@ class DatasetImport:
     """A spec's dataset given as a local path or an ``s3://`` URI, to import at creation."""
 
     uri: str
+
+
+class EarlyStoppingSpec(StrictSerializer):
+    """End a job ``succeeded`` once ``metric`` has not improved by ``min_delta`` in
+    ``patience`` evaluations."""
+
+    metric = serializers.ChoiceField(choices=("val_accuracy", "val_loss"), default="val_accuracy")
+    patience = serializers.IntegerField(min_value=1, max_value=1000, default=3)
+    min_delta = serializers.FloatField(min_value=0.0, max_value=1e6, default=0.0)
 
 
 class JobCreateSerializer(StrictSerializer):
@@ -70,6 +79,29 @@ class JobCreateSerializer(StrictSerializer):
         default=settings.TENSORFLEET_KEEP_CHECKPOINTS,
         help_text="epoch checkpoints kept besides the best and the final one",
     )
+    # The model's own arguments, and the recipe of a plain PyTorch training script.
+    model_args = serializers.DictField(
+        required=False, default=dict, help_text="keyword arguments of the model's builder (GET /api/v1/architectures)"
+    )
+    weight_decay = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    nesterov = serializers.BooleanField(default=False, help_text="Nesterov momentum, for sgd with momentum")
+    lr_schedule = serializers.ChoiceField(choices=LR_SCHEDULES, default="constant")
+    warmup_epochs = serializers.IntegerField(min_value=0, max_value=settings.TENSORFLEET_MAX_EPOCHS, default=0)
+    grad_clip_norm = serializers.FloatField(
+        min_value=1e-6, max_value=1e6, required=False, allow_null=True, default=None
+    )
+    label_smoothing = serializers.FloatField(min_value=0.0, max_value=0.99, default=0.0)
+    augment = serializers.BooleanField(default=False, help_text="random crop with padding and horizontal flip (images)")
+    precision = serializers.ChoiceField(
+        choices=PRECISIONS, default="fp32", help_text="bf16 and fp16 autocast on CUDA; bf16 also on the CPU"
+    )
+    eval_every = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.TENSORFLEET_MAX_EPOCHS,
+        default=1,
+        help_text="evaluate every k epochs and at the last",
+    )
+    early_stopping = EarlyStoppingSpec(required=False, allow_null=True, default=None)
 
     def validate_dataset(self, value: str):
         """A built-in name, or one of the owner's datasets (by id or name), or a path/URI to import."""

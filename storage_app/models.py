@@ -47,6 +47,8 @@ class Dataset(models.Model):
         CSV = "csv", "CSV with a label column"
         NPZ = "npz", "NPZ with arrays X and y"
         IDX = "idx", "MNIST IDX files (zip)"
+        IMAGES = "images", "image folders (zip or tar of class_name/*.png|jpg)"
+        PARQUET = "parquet", "Parquet with a label column"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
@@ -60,6 +62,7 @@ class Dataset(models.Model):
     num_classes = models.PositiveIntegerField()
     label_column = models.CharField(max_length=200, blank=True, default="")
     source = models.CharField(max_length=1000, blank=True, help_text="the path or URI it was imported from")
+    class_names = models.JSONField(default=list, blank=True, help_text="label names in index order (string labels)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -72,3 +75,25 @@ class Dataset(models.Model):
     @property
     def is_image(self) -> bool:
         return len(self.input_shape) == 3
+
+
+class Weights(models.Model):
+    """A safetensors weights file a user uploaded to start jobs from (``init_from``);
+    content-addressed like datasets, owner-only."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="weights")
+    name = models.CharField(max_length=200)
+    file = models.FileField(storage=datasets_storage, max_length=500)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.PositiveBigIntegerField()
+    tensors = models.JSONField(default=dict, help_text="tensor name -> [dtype, shape], from the file's header")
+    metadata = models.JSONField(default=dict, blank=True, help_text="the file's safetensors metadata")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="weights_unique_owner_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({len(self.tensors)} tensors)"

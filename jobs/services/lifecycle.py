@@ -15,6 +15,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from jobs import orchestration, pending_messages, signals
+from jobs.catalog import RECIPE_FIELDS
 from jobs.models import ACTIVE_STATUSES, Job, Status, Task
 from jobs.services import launch
 from jobs.specs import DatasetImport, SpecInvalid, dataset_errors
@@ -108,6 +109,7 @@ def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None
             total_tasks=shards * spec["epochs"],
             sweep=sweep,
             trial_number=trial_number,
+            **{field: spec[field] for field in RECIPE_FIELDS if field in spec},
         )
         transaction.on_commit(lambda: launch.job_launch(job.id))
     return job
