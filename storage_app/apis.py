@@ -10,12 +10,12 @@ from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from storage_app import datasets
 from storage_app.models import Dataset
 from storage_app.serializers import DatasetSerializer, DatasetUploadSerializer
+from tensorfleet_site.parsers import FormParser, MultiPartParser
 
 
 def _too_large(size: int) -> Response:

@@ -10,6 +10,8 @@
   honest answer is 411 Length Required.
 * A non-file body over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refused it with an HTML page
   saying only "Bad Request"; here it is a 413 that names the limit.
+* Forms with more fields or files than DATA_UPLOAD_MAX_NUMBER_FIELDS and _FILES: Django
+  refused them with the same bare HTML page; here they are 400s that say which limit.
 * A file past FILE_UPLOAD_MAX_MEMORY_SIZE whose name has a long non-ASCII extension:
   Django names its temporary file ``<random>.upload<extension>``, past the file
   system's 255 bytes (OSError, a 500); ``TemporaryFileUploadHandler`` does not.
@@ -18,6 +20,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.core.files.uploadhandler import TemporaryFileUploadHandler as DjangoTemporaryFileUploadHandler
@@ -54,6 +57,30 @@ class JSONParser(parsers.JSONParser):
         if json_depth(data) > limit:
             raise ParseError(f"JSON parse error - nested more than {limit} levels deep")
         return data
+
+
+# Django raises these while parsing a form; DRF lets them through to Django's bare 400 page.
+FORM_LIMITS = (TooManyFieldsSent, TooManyFilesSent, RequestDataTooBig)
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's, answering Django's form limits with a 400 that names the limit."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except FORM_LIMITS as exc:
+            raise ParseError(f"Multipart form parse error - {exc}") from None
+
+
+class FormParser(parsers.FormParser):
+    """DRF's, answering Django's form limits with a 400 that names the limit."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except FORM_LIMITS as exc:
+            raise ParseError(f"Form parse error - {exc}") from None
 
 
 class RequestBodyLimitMiddleware:

@@ -206,11 +206,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "tensorfleet_site.filtering.Pagination",  # PAGE_SIZE, or ?page_size= up to 1000
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # DRF's defaults, with a JSON parser that refuses documents nested past TENSORFLEET_MAX_JSON_DEPTH.
+    # DRF's three, refusing JSON nested past TENSORFLEET_MAX_JSON_DEPTH, and naming Django's form limits.
     "DEFAULT_PARSER_CLASSES": [
         "tensorfleet_site.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "tensorfleet_site.parsers.FormParser",
+        "tensorfleet_site.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "tensorfleet_site.api_errors.exception_handler",  # quotas: 429
     "NUM_PROXIES": TENSORFLEET_TRUSTED_PROXIES,

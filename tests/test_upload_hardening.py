@@ -414,3 +414,18 @@ def test_a_json_body_over_the_limit_is_413_naming_it(api, settings):
     r = api.post("/api/v1/jobs", {"model_type": "mlp", "name": "x" * 2000}, format="json")
     assert r.status_code == 413
     assert "limit is 1000 bytes" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "make, limit",
+    [
+        (lambda: {f"f{i}": "x" for i in range(1001)} | {"file": io.BytesIO(CSV)}, "DATA_UPLOAD_MAX_NUMBER_FIELDS"),
+        (lambda: {f"file{i}": io.BytesIO(b"x") for i in range(101)}, "DATA_UPLOAD_MAX_NUMBER_FILES"),
+    ],
+)
+def test_a_form_past_djangos_limits_is_a_400_naming_the_limit(api, local_storage, make, limit):
+    r = api.post("/api/v1/datasets", make(), format="multipart")
+    assert r.status_code == 400 and limit in r.json()["detail"]
+    form = "&".join(f"a{i}=1" for i in range(1001))
+    r = api.generic("POST", "/api/v1/jobs", form, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400 and "DATA_UPLOAD_MAX_NUMBER_FIELDS" in r.json()["detail"]
