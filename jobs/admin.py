@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
 
-from jobs.models import EpochMetric, Job, Sweep, Task
+from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Sweep, Task
 from jobs.services import lifecycle, sweeps
 
 
@@ -62,7 +65,7 @@ class JobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [EpochMetricInline, TaskInline]
-    actions = ["cancel_jobs"]
+    actions = ["cancel_jobs", "delete_selected"]
 
     @admin.display(description="progress")
     def progress_percent(self, job: Job) -> str:
@@ -78,9 +81,52 @@ class JobAdmin(admin.ModelAdmin):
             try:
                 lifecycle.job_cancel(job=job)
                 cancelled += 1
-            except lifecycle.JobNotActive:
+            except (lifecycle.JobNotActive, lifecycle.JobGone):
                 pass
         self.message_user(request, f"{cancelled} job(s) cancelled.", messages.SUCCESS)
+
+    # Deleting goes through lifecycle.job_delete, as the API's does: an active job is
+    # refused (cancel it first), and a deleted job's checkpoints, optimiser states and
+    # shard files go from storage with its rows.
+
+    def delete_view(self, request, object_id, extra_context=None):
+        job = self.get_object(request, object_id)  # None for an unknown or malformed id
+        if job is not None and job.is_active:
+            self.message_user(request, f"Job is {job.status}; cancel it first.", messages.ERROR)
+            return redirect("admin:jobs_job_change", object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request, obj):
+        try:
+            lifecycle.job_delete(job=obj)
+        except lifecycle.JobNotFinished as exc:  # resumed since the page was shown
+            raise PermissionDenied(str(exc)) from None
+        except lifecycle.JobGone:
+            pass  # deleted meanwhile: what was asked is done
+
+    def delete_queryset(self, request, queryset):
+        refused = []
+        for job in queryset:
+            try:
+                lifecycle.job_delete(job=job)
+            except lifecycle.JobNotFinished:
+                refused.append(str(job.id))
+            except lifecycle.JobGone:
+                pass
+        if refused:
+            self.message_user(request, f"Not deleted, still active: {', '.join(refused)}.", messages.WARNING)
+
+    @admin.action(permissions=["delete"], description="Delete selected jobs (with their files in storage)")
+    def delete_selected(self, request, queryset):
+        """Django's own action (its confirmation page, then ``delete_queryset``), after
+        refusing a selection that holds a queued or running job, as the API refuses one."""
+        active = queryset.filter(status__in=ACTIVE_STATUSES).count()
+        if active:
+            self.message_user(
+                request, f"{active} selected job(s) still queued or running; cancel them first.", messages.ERROR
+            )
+            return None
+        return django_delete_selected(self, request, queryset)
 
 
 @admin.register(Task)

@@ -14,6 +14,7 @@ from jobs.filters import JobFilter
 from jobs.serializers import (
     CheckpointSerializer,
     EpochMetricSerializer,
+    JobCreatedSerializer,
     JobCreateSerializer,
     JobSerializer,
     TaskSerializer,
@@ -31,26 +32,43 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_queryset(self):
         return selectors.jobs_visible_to(self.request.user).select_related("owner")
 
-    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
+    @extend_schema(request=JobCreateSerializer, responses={201: JobCreatedSerializer})
     def create(self, request):
+        """Submit a job. The answer's ``warnings`` say what may keep it waiting, e.g. that
+        no worker consumes its queue."""
         try:
             spec = job_spec_validate(owner=request.user, data=request.data)
             job = lifecycle.job_create(owner=request.user, spec=spec)
         except SpecInvalid as exc:
             raise ValidationError(exc.errors) from None
-        body = JobSerializer(job, context=self.get_serializer_context()).data
+        body = JobCreatedSerializer(job, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={204: None, 409: OpenApiResponse(description="job still queued or running")})
+    @extend_schema(
+        responses={
+            204: None,
+            404: OpenApiResponse(description="no such job (or deleted meanwhile)"),
+            409: OpenApiResponse(description="job still queued or running"),
+        }
+    )
     def destroy(self, request, pk=None):
         job = self.get_object()
         try:
             lifecycle.job_delete(job=job)
         except lifecycle.JobNotFinished as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        except lifecycle.JobGone as exc:
+            raise Http404(str(exc)) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="job already ended")})
+    @extend_schema(
+        request=None,
+        responses={
+            200: JobSerializer,
+            404: OpenApiResponse(description="no such job (or deleted meanwhile)"),
+            409: OpenApiResponse(description="job already ended"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = self.get_object()
@@ -58,19 +76,36 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             job = lifecycle.job_cancel(job=job)
         except lifecycle.JobNotActive as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        except lifecycle.JobGone as exc:
+            raise Http404(str(exc)) from None
         return Response(JobSerializer(job, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="not resumable")})
+    @extend_schema(
+        request=None,
+        responses={
+            202: JobSerializer,
+            404: OpenApiResponse(description="no such job (or deleted meanwhile)"),
+            409: OpenApiResponse(description="not resumable: still active, every epoch done, or it diverged"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        """Continue a cancelled or failed job from its last completed epoch's checkpoint."""
+        """Continue a cancelled or failed job from its last completed epoch's checkpoint.
+        A job that diverged (error_class "diverged") is refused: the same spec would
+        diverge again."""
         job = self.get_object()
         try:
             lifecycle.job_resume(job=job)
         except lifecycle.JobNotResumable as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
-        job.refresh_from_db()
-        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED)
+        except lifecycle.JobGone as exc:
+            raise Http404(str(exc)) from None
+        resumed = self.get_queryset().filter(id=job.id).first()
+        if resumed is None:  # resumed, then cancelled and deleted by racing requests
+            raise Http404("the job was deleted")
+        return Response(
+            JobSerializer(resumed, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(responses=TaskSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
+from jobs.failure_classes import RESUME_WILL_NOT_HELP
 from jobs.models import EpochMetric, Job, Status, Sweep, Task
 from storage_app.models import Checkpoint
 
@@ -39,9 +40,21 @@ def trials_of(sweep: Sweep) -> QuerySet[Job]:
     return Job.objects.filter(sweep=sweep).order_by("trial_number")
 
 
+def job_resume_refusal(job: Job) -> str | None:
+    """Why the job cannot resume, or None when it can: cancelled or failed, with epochs
+    left, and not failed in a way the same spec would fail again (a diverged job).
+    ``lifecycle.job_resume`` refuses with this reason; the dashboard hides Resume."""
+    if job.status not in (Status.CANCELLED, Status.FAILED):
+        return f"job is {job.status}; only cancelled or failed jobs resume"
+    if job.completed_epochs >= job.epochs:
+        return "every epoch has completed; nothing to resume"
+    if job.status == Status.FAILED and job.error_class in RESUME_WILL_NOT_HELP:
+        return RESUME_WILL_NOT_HELP[job.error_class]
+    return None
+
+
 def job_is_resumable(job: Job) -> bool:
-    """Cancelled or failed with epochs left (``lifecycle.job_resume`` enforces the same)."""
-    return job.status in (Status.CANCELLED, Status.FAILED) and job.completed_epochs < job.epochs
+    return job_resume_refusal(job) is None
 
 
 def checkpoint_for_download(job: Job, checkpoint_id) -> Checkpoint | None:

@@ -6,6 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs import queue_consumers
 from jobs.models import EpochMetric, Job, Task
 from jobs.specs import JobCreateSerializer  # noqa: F401 - the API's request schema
 from storage_app.models import Checkpoint
@@ -27,6 +28,10 @@ class JobSerializer(serializers.ModelSerializer):
     dataset_id = serializers.UUIDField(source="dataset_ref_id", read_only=True, allow_null=True)
     traceback = serializers.CharField(source="error_detail", read_only=True)
     sweep = serializers.UUIDField(source="sweep_id", read_only=True, allow_null=True, help_text="set on sweep trials")
+    waiting_reason = serializers.SerializerMethodField(
+        help_text="why a queued or running job is not being trained, e.g. \"waiting: no worker consumes queue 'gpu'\"; "
+        "null when nothing is known to hold it"
+    )
 
     class Meta:
         model = Job
@@ -78,6 +83,7 @@ class JobSerializer(serializers.ModelSerializer):
             "error",
             "error_class",
             "traceback",
+            "waiting_reason",
             "sweep",
             "trial_number",
         ]
@@ -91,6 +97,26 @@ class JobSerializer(serializers.ModelSerializer):
             "val_accuracy": job.val_accuracy,
             "best_val_accuracy": job.best_val_accuracy,
         }
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_waiting_reason(self, job: Job) -> str | None:
+        return queue_consumers.job_waiting_reason(job)
+
+
+class JobCreatedSerializer(JobSerializer):
+    """The answer to a submission: the job, and what the submitter should know about it."""
+
+    warnings = serializers.SerializerMethodField(
+        help_text="e.g. that no worker consumes the job's queue (it waits until one starts)"
+    )
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_warnings(self, job: Job) -> list[str]:
+        return queue_consumers.queue_warnings(job.queue)
 
 
 class TaskSerializer(serializers.ModelSerializer):

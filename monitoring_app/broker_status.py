@@ -7,19 +7,17 @@ overview never hangs on a broker that is down.
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 
 from jobs.pending_messages import PRIORITY_SUFFIXES, is_redis_url
 
+# Workers online: asked by jobs.queue_consumers (one broadcast, cached a few seconds), so
+# /metrics, the overview and the API's "no worker consumes queue ..." share one answer.
+from jobs.queue_consumers import Worker, online_workers  # noqa: F401 - re-exported for collectors, overview
+
 BROKER_TIMEOUT_S = 1.0
-# `inspect` waits this long for replies. Its answer is cached for WORKERS_CACHE_S, so
-# /metrics on every API replica and the overview together cost one broadcast per period.
-INSPECT_TIMEOUT_S = 0.5
-WORKERS_CACHE_S = 5.0
 
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -68,32 +66,3 @@ def queue_depths() -> dict[str, int] | None:
     lengths = pipe.execute()
     n = len(PRIORITY_SUFFIXES)
     return {queue: sum(lengths[i * n : (i + 1) * n]) for i, queue in enumerate(queues)}
-
-
-@dataclass(frozen=True)
-class Worker:
-    name: str
-    queues: tuple[str, ...]
-
-
-_workers_cache: dict = {"at": -1e9, "workers": None}
-_workers_lock = threading.Lock()
-
-
-def online_workers() -> list[Worker]:
-    """Workers that answered a broadcast `inspect active_queues` (cached a few seconds)."""
-    with _workers_lock:
-        if time.monotonic() - _workers_cache["at"] < WORKERS_CACHE_S and _workers_cache["workers"] is not None:
-            return _workers_cache["workers"]
-        from tensorfleet_site.celery import app
-
-        replies = app.control.inspect(timeout=INSPECT_TIMEOUT_S).active_queues() or {}
-        workers = sorted(
-            (
-                Worker(name=name, queues=tuple(sorted(q["name"] for q in queues or [])))
-                for name, queues in replies.items()
-            ),
-            key=lambda w: w.name,
-        )
-        _workers_cache.update(at=time.monotonic(), workers=workers)
-        return workers

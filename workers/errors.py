@@ -1,10 +1,12 @@
 """Why a task failed, and whether trying again can help.
 
-Classes: ``infrastructure`` (storage, broker or database unreachable: retried with
-backoff and jitter), ``worker_lost`` (the process died: the reconciler dispatches the
-shard again, a few times at most), ``time_limit`` and ``out_of_memory`` (the same
-work would fail again: the job fails), ``user_error`` (the spec or the data is wrong:
-the job fails at once).
+Classes (their names in ``jobs.failure_classes``): ``infrastructure`` (storage, broker
+or database unreachable: retried with backoff and jitter), ``worker_lost`` (the process
+died: the reconciler dispatches the shard again, a few times at most), ``time_limit``
+and ``out_of_memory`` (the same work would fail again: the job fails), ``diverged``
+(the loss or the weights became NaN or infinite: the job fails, and it cannot resume,
+since the same spec would diverge again), ``user_error`` (the spec or the data is
+wrong: the job fails at once).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLo
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from jobs.failure_classes import DIVERGED, INFRASTRUCTURE, OUT_OF_MEMORY, TIME_LIMIT, USER_ERROR, WORKER_LOST
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     EndpointConnectionError,
@@ -28,11 +32,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
-INFRASTRUCTURE = "infrastructure"
-WORKER_LOST = "worker_lost"
-TIME_LIMIT = "time_limit"
-OUT_OF_MEMORY = "out_of_memory"
-USER_ERROR = "user_error"
 RETRIED = {INFRASTRUCTURE, WORKER_LOST}
 
 
@@ -40,7 +39,14 @@ class ShardsPending(Exception):
     """The aggregate step ran before every shard of its epoch had finished."""
 
 
+class Diverged(ArithmeticError):
+    """Training produced a NaN or infinite loss or weights. Its message says where
+    ("loss became NaN at epoch 2, shard 1") and is the job's error as it stands."""
+
+
 def classify(exc: BaseException) -> str:
+    if isinstance(exc, Diverged):
+        return DIVERGED
     if isinstance(exc, TRANSIENT_ERRORS):
         return INFRASTRUCTURE
     if isinstance(exc, WorkerLostError):
@@ -61,4 +67,6 @@ def is_broker_error(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     text = str(exc).strip()
+    if isinstance(exc, Diverged):
+        return text  # written to be read as it is
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import torch
@@ -16,9 +17,18 @@ from storage_app.blobs import blob_delete, blob_read, blob_write, shard_optimize
 from storage_app.models import Checkpoint
 from workers.averaging import weighted_average
 from workers.devices import configure_determinism, default_threads, select_device, set_threads
-from workers.errors import ShardsPending
+from workers.errors import Diverged, ShardsPending
 from workers.splits import job_split, shard_of
-from workers.training import TrainingStopped, evaluate, make_optimizer, shard_generator, train_epoch
+from workers.training import (
+    LossNotFinite,
+    TrainingStopped,
+    evaluate,
+    finite_name,
+    first_non_finite,
+    make_optimizer,
+    shard_generator,
+    train_epoch,
+)
 from workers.weights import (
     bytes_to_state,
     checkpoint_bytes,
@@ -108,16 +118,24 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
     except TrainingStopped:
         claims.task_stop(claim=claim, status=Status.CANCELLED, error="job cancelled")
         return None
+    except LossNotFinite as exc:
+        raise Diverged(f"{exc} at epoch {epoch}, shard {shard}") from None
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    bad = first_non_finite(state)
+    if bad is not None:  # a last step can blow the weights up with the loss still finite
+        raise Diverged(f"weights became non-finite ({bad}) at epoch {epoch}, shard {shard}")
     key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(state))
     blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_to_bytes(optimizer))
-    claims.task_complete(
+    recorded = claims.task_complete(
         claim=claim,
         output_key=key,
         samples=result.samples,
         train_loss=result.train_loss,
         duration_s=time.monotonic() - started,
     )
+    if not recorded:
+        # Deleted while it trained, its objects already swept: sweep again what this wrote.
+        lifecycle.job_leftovers_delete(job_id=job.id)
     return state
 
 
@@ -142,10 +160,15 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
     samples = [int(t.samples or 0) for t in tasks]  # set on every succeeded row
     states = [local[1] if local and local[0] == t.shard else bytes_to_state(blob_read(t.output_key)) for t in tasks]
     averaged = weighted_average(states, samples)
+    bad = first_non_finite(averaged)  # the shards' weights are finite; their float32 mean may not be
+    if bad is not None:
+        raise Diverged(f"the averaged weights became non-finite ({bad}) at epoch {epoch}")
     model = build_model(job.model_type, job.input_shape, job.num_classes)
     model.load_state_dict(averaged)
     split = job_split(job)
     val_loss, val_accuracy = evaluate(model.to(device), split.x_val.to(device), split.y_val.to(device))
+    if not math.isfinite(val_loss):
+        raise Diverged(f"validation loss became {finite_name(val_loss)} at epoch {epoch}")
     total = sum(samples)
     result = epochs.EpochResult(
         epoch=epoch,
@@ -156,7 +179,12 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
         samples=total,
         duration_s=(timezone.now() - min(t.started_at or timezone.now() for t in tasks)).total_seconds(),
     )
-    epochs.epoch_finished(job=job, result=result)
+    try:
+        epochs.epoch_finished(job=job, result=result)
+    except Exception:
+        if lifecycle.job_leftovers_delete(job_id=job.id):
+            return {"skipped": True}  # deleted while this aggregated (its checkpoint row had no job)
+        raise
     # Shard weights are folded into the checkpoint; the previous epoch's optimiser
     # states have been read by every shard of this one.
     for t in tasks:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,27 @@ from jobs.catalog import OPTIMIZERS
 
 class TrainingStopped(Exception):
     """The job was cancelled while this shard trained."""
+
+
+class LossNotFinite(ArithmeticError):
+    """The training loss became NaN or infinite: every step after it is wasted."""
+
+    def __init__(self, value: float):
+        super().__init__(f"loss became {finite_name(value)}")
+        self.value = value
+
+
+def finite_name(value: float) -> str:
+    """How a non-finite number is named in a job's error: NaN, inf or -inf."""
+    return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def first_non_finite(state: Mapping[str, torch.Tensor]) -> str | None:
+    """The name of the first floating tensor holding a NaN or an infinity, else None."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,9 @@ def train_epoch(
 
     ``x`` and ``y`` already live on the model's device. ``should_stop`` is asked
     about once every ``check_every_s`` seconds; when it says yes, TrainingStopped.
+    A loss that became NaN or infinite raises LossNotFinite, checked at the same
+    moments and at the end (a NaN stays in the running sum, so nothing is missed,
+    and the device is not synchronised once per batch to look).
     """
     model.train()
     n = len(x)
@@ -64,11 +89,16 @@ def train_epoch(
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(idx)
-        if should_stop is not None and time.monotonic() >= next_check:
-            if should_stop():
+        if time.monotonic() >= next_check:
+            if not bool(torch.isfinite(loss_sum)):
+                raise LossNotFinite(float(loss_sum.item()))
+            if should_stop is not None and should_stop():
                 raise TrainingStopped()
             next_check = time.monotonic() + check_every_s
-    return EpochResult(samples=n, train_loss=float(loss_sum.item() / max(n, 1)))
+    mean = float(loss_sum.item() / max(n, 1))
+    if not math.isfinite(mean):
+        raise LossNotFinite(mean)
+    return EpochResult(samples=n, train_loss=mean)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 8192) -> tuple[float, float]:

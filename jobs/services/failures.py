@@ -1,15 +1,17 @@
 """What a task's final failure means for its job: the failure rules, in one place.
 
-A worker classifies the error (``workers.errors``) and reports it here; these rules
-decide. The database is the source of truth: a failure whose work the rows show as
-done changes nothing, and with the broker down nothing is failed (the reconciler sends
-the work again once it is back).
+A worker classifies the error (``workers.errors``, names in ``jobs.failure_classes``)
+and reports it here; these rules decide. The database is the source of truth: a failure
+whose work the rows show as done changes nothing, and with the broker down nothing is
+failed (the reconciler sends the work again once it is back).
 """
 
 from __future__ import annotations
 
-from jobs.models import EpochMetric, Status, Task
+from jobs.failure_classes import DIVERGED
+from jobs.models import EpochMetric, Job, Status, Task
 from jobs.services import claims, lifecycle
+from storage_app.models import Checkpoint
 
 
 def shard_failed(
@@ -24,7 +26,9 @@ def shard_failed(
     claims.task_fail(job_id=job_id, epoch=epoch, shard=shard, error=error, error_class=error_class)
     lifecycle.job_fail(
         job_id=job_id,
-        reason=f"shard {shard} of epoch {epoch} failed ({error_class}): {error}",
+        reason=failure_reason(
+            job_id=job_id, what=f"shard {shard} of epoch {epoch}", error=error, error_class=error_class
+        ),
         detail=detail,
         error_class=error_class,
     )
@@ -36,7 +40,27 @@ def aggregate_failed(*, job_id, epoch: int, error: str, error_class: str, detail
         return
     lifecycle.job_fail(
         job_id=job_id,
-        reason=f"aggregating epoch {epoch} failed ({error_class}): {error}",
+        reason=failure_reason(job_id=job_id, what=f"aggregating epoch {epoch}", error=error, error_class=error_class),
         detail=detail,
         error_class=error_class,
     )
+
+
+def failure_reason(*, job_id, what: str, error: str, error_class: str) -> str:
+    """The job's ``error``: what failed and why, and for a diverged job what to do instead."""
+    if error_class != DIVERGED:
+        return f"{what} failed ({error_class}): {error}"
+    job = Job.objects.filter(id=job_id).first()
+    if job is None:
+        return error
+    # Resuming starts from the last checkpoint with the same hyperparameters, and the
+    # training is deterministic: it would reach the same NaN at the same step.
+    reason = (
+        f"{error}. Training diverged: resuming the same spec will not help (it would diverge again "
+        f"at the same step); submit it again with a lower learning_rate (this one is {job.learning_rate:g})."
+    )
+    epochs = Checkpoint.objects.filter(job_id=job_id, kind=Checkpoint.Kind.EPOCH)
+    kept = epochs.order_by("-epoch").values_list("epoch", flat=True).first()
+    if kept is not None:
+        reason += f" The checkpoint of epoch {kept}, the last with finite weights, is kept."
+    return reason

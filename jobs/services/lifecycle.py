@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from jobs import orchestration, pending_messages, signals
+from jobs import orchestration, pending_messages, selectors, signals
 from jobs.catalog import RECIPE_FIELDS
 from jobs.models import ACTIVE_STATUSES, Job, Status, Task
 from jobs.services import launch
@@ -37,7 +37,11 @@ class JobNotFinished(Exception):
 
 
 class JobNotResumable(Exception):
-    """Only cancelled or failed jobs with epochs left can resume."""
+    """Only cancelled or failed jobs with epochs left, whose failure a resume can fix, resume."""
+
+
+class JobGone(Exception):
+    """The job was deleted meanwhile, by a request that raced this one."""
 
 
 def _dataset_fields(dataset) -> dict:
@@ -132,14 +136,23 @@ def job_cancel(*, job: Job, reason: str = "") -> Job:
             status=Status.CANCELLED, finished_at=timezone.now(), error=reason
         )
         if not updated:
-            job.refresh_from_db()
-            raise JobNotActive(f"job is already {job.status}")
+            raise JobNotActive(f"job is already {_status_now(job.id)}")
         queued = list(Task.objects.filter(job=job, status=Status.QUEUED).values_list("celery_id", flat=True))
         Task.objects.filter(job=job, status=Status.QUEUED).update(status=Status.CANCELLED)
         transaction.on_commit(lambda: _messages_drop(job.queue, [cid for cid in queued if cid]))
-    job.refresh_from_db()
+        # Read while the update's row lock is held: a delete racing this one waits, so
+        # the cancelled job can be answered even if it is deleted the moment this commits.
+        job = Job.objects.get(id=job.id)
     signals.job_ended.send(sender=Job, job_id=job.id)
     return job
+
+
+def _status_now(job_id) -> str:
+    """The job's status as committed; JobGone when a racing request deleted it."""
+    status = Job.objects.filter(id=job_id).values_list("status", flat=True).first()
+    if status is None:
+        raise JobGone("the job was deleted")
+    return status
 
 
 def _messages_drop(queue: str, celery_ids: list[str]) -> None:
@@ -168,13 +181,39 @@ def job_fail(*, job_id, reason: str, detail: str = "", error_class: str = "") ->
 
 
 def job_delete(*, job: Job) -> None:
-    """Delete a finished job with its rows and every object it wrote to storage."""
-    if job.status in ACTIVE_STATUSES:
-        raise JobNotFinished(f"job is {job.status}; cancel it first")
-    job_id = job.id
+    """Delete a finished job with its rows and every object it wrote to storage (the
+    objects once the delete commits, by ``job_rows_deleted``). The API, the admin and the
+    commands delete through here.
+
+    The row is locked first and its status read under the lock: a resume committing
+    meanwhile is seen (JobNotFinished) instead of a running job being deleted under its
+    workers, and the lock order (job, then its tasks) is the one cancel and resume take,
+    so the three racing cannot deadlock."""
     with transaction.atomic():
-        job.delete()
-        transaction.on_commit(lambda: job_objects_delete(job_id))
+        locked = Job.objects.select_for_update().filter(id=job.id).first()
+        if locked is None:
+            raise JobGone("the job was deleted")
+        if locked.status in ACTIVE_STATUSES:
+            raise JobNotFinished(f"job is {locked.status}; cancel it first")
+        locked.delete()
+
+
+def job_rows_deleted(sender, *, instance: Job, **kwargs) -> None:
+    """``post_delete`` receiver for Job (connected in ``JobsConfig.ready``): whatever
+    deleted the row (``job_delete``, a user deleted with their jobs, the admin, a shell),
+    its objects in storage go once the delete commits."""
+    job_id = instance.id
+    transaction.on_commit(lambda: job_objects_delete(job_id), robust=True)
+
+
+def job_leftovers_delete(*, job_id) -> bool:
+    """A worker's result was refused because the job's row is gone (deleted while it
+    trained or aggregated, its objects swept already): sweep again what it wrote since.
+    Returns True when the job is gone (and its objects deleted)."""
+    if Job.objects.filter(id=job_id).exists():
+        return False
+    job_objects_delete(job_id)
+    return True
 
 
 def job_resume(*, job: Job) -> int:
@@ -185,12 +224,14 @@ def job_resume(*, job: Job) -> int:
     the same as an uninterrupted run).
     """
     with transaction.atomic():
-        job = Job.objects.select_for_update().get(id=job.id)
-        if job.status not in (Status.CANCELLED, Status.FAILED):
-            raise JobNotResumable(f"job is {job.status}; only cancelled or failed jobs resume")
+        locked = Job.objects.select_for_update().filter(id=job.id).first()
+        if locked is None:
+            raise JobGone("the job was deleted")
+        job = locked
+        refusal = selectors.job_resume_refusal(job)
+        if refusal:
+            raise JobNotResumable(refusal)
         restart = job.completed_epochs + 1
-        if restart > job.epochs:
-            raise JobNotResumable("every epoch has completed; nothing to resume")
         job.tasks.filter(epoch__gte=restart).update(status=Status.QUEUED, error="", error_class="", heartbeat_at=None)
         job.status = Status.RUNNING
         job.finished_at = None

@@ -24,7 +24,7 @@ from rest_framework import serializers as drf
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import selectors
+from jobs import queue_consumers, selectors
 from jobs.models import Job, Status
 from jobs.serializers import (
     CheckpointSerializer,
@@ -119,6 +119,7 @@ def job_detail(request, job_id):
         for field in JobSerializer.Meta.fields
         if field in spec_fields() and field != "dataset"
     }
+    refusal = selectors.job_resume_refusal(job)
     context = {
         "job": job,
         "data": JobSerializer(job, context={"request": request}).data,
@@ -126,7 +127,9 @@ def job_detail(request, job_id):
         "grid": _task_grid(job),
         "checkpoints": checkpoints,
         "spec": {"dataset": job.dataset, **spec, "input_shape": job.input_shape, "num_classes": job.num_classes},
-        "resumable": selectors.job_is_resumable(job),
+        "resumable": refusal is None,
+        # A failed or cancelled job that may not resume says why (a diverged one: lower the learning rate).
+        "resume_refusal": refusal if job.status in (Status.FAILED, Status.CANCELLED) else None,
         "api_owned": job.owner_id == request.user.id,  # the jobs API serves owners only
     }
     return render(request, "dashboard/job_detail.html", context)
@@ -141,6 +144,9 @@ def job_cancel(request, job_id):
         messages.success(request, "Job cancelled.")
     except lifecycle.JobNotActive as exc:
         messages.error(request, str(exc))
+    except lifecycle.JobGone:
+        messages.error(request, "The job was deleted meanwhile.")
+        return redirect("dashboard:jobs")
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         return redirect(back)
@@ -156,6 +162,9 @@ def job_resume(request, job_id):
         messages.success(request, f"Job resumed at epoch {epoch}.")
     except lifecycle.JobNotResumable as exc:
         messages.error(request, str(exc))
+    except lifecycle.JobGone:
+        messages.error(request, "The job was deleted meanwhile.")
+        return redirect("dashboard:jobs")
     return redirect("dashboard:job", job_id=job.id)
 
 
@@ -196,6 +205,8 @@ def job_submit(request):
         try:
             job = lifecycle.job_create(owner=request.user, spec=job_spec_validate(owner=request.user, data=values))
             messages.success(request, "Job submitted.")
+            for warning in queue_consumers.queue_warnings(job.queue):
+                messages.warning(request, warning)
             return redirect("dashboard:job", job_id=job.id)
         except SpecInvalid as exc:
             errors = exc.errors

@@ -7,6 +7,7 @@ import json
 from django.core.management.base import CommandError
 from django.db import transaction
 
+from jobs import queue_consumers
 from jobs.management.commands._common import JobCommand, first_error_line, get_owner
 from jobs.services import lifecycle
 from jobs.specs import SpecInvalid, job_spec_validate
@@ -65,11 +66,14 @@ class Command(JobCommand):
         except SpecInvalid as exc:
             raise CommandError(first_error_line(exc.errors, labels)) from None
         if opts["json"]:
-            from jobs.serializers import JobSerializer
+            from jobs.serializers import JobCreatedSerializer
 
-            self.stdout.write(json.dumps(JobSerializer(job, context={"request": None}).data, default=str))
+            self.stdout.write(json.dumps(JobCreatedSerializer(job, context={"request": None}).data, default=str))
         else:
             self.stdout.write(f"submitted job {job.id} ({job.total_tasks} tasks on queue {job.queue})")
+            # On stderr, as the API's "warnings" (in the --json output): stdout stays the job.
+            for warning in queue_consumers.queue_warnings(job.queue):
+                self.stderr.write(self.style.WARNING(f"warning: {warning}"))
         if not opts["watch"]:
             return
         job = watch_job(job.id, out=self.stderr._out)

@@ -107,6 +107,7 @@
         text("job-best", fmt(j.metrics.best_val_accuracy, 4));
         document.getElementById("job-bar").style.width = pct(j.progress);
         text("job-progress", pct(j.progress));
+        text("job-waiting", j.waiting_reason || "");
         if (loss && acc) {
           loss.data.datasets[0].data = points(m, "train_loss");
           loss.data.datasets[1].data = points(m, "val_loss");
