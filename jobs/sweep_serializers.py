@@ -132,15 +132,10 @@ class SweepCreateSerializer(StrictSerializer):
         }
 
     def _check_fields(self, job, base: dict, space: dict, params: dict) -> tuple[dict, dict, dict, dict]:
-        """Validate the base with every searched field at its first value; each distinct
-        value of each searched field once against its job field's rules; then each of them
-        against the job's rules across fields, with the other fields at their first value.
-        Errors land under ``base`` or ``space`` by where the field was written; a combination
-        error under the field that changed. The cost is the values written, not the trials.
-
-        Returns base and space with datasets resolved to ids (an import happens once), the
-        reference spec (validated base and first values) and each field's validated values
-        by ``value_key``."""
+        """Validate the base with every searched field at its first value, then each value
+        (``_check_values``) and each value across fields (``_check_combinations``): the cost is
+        the values written, not the trials. Returns base and space with datasets resolved to
+        ids, the reference spec and each field's validated values by ``value_key``."""
         first = {field: param.extremes()[0] for field, param in params.items()}
         base_errors: dict[str, list[str]] = {}
         space_errors: dict[str, list[str]] = {}
@@ -164,36 +159,10 @@ class SweepCreateSerializer(StrictSerializer):
         if base_errors:
             raise serializers.ValidationError({"base": base_errors})
 
-        values: dict[str, dict] = {}
-        for field, param in params.items():
-            mine = values[field] = {}
-            for i, value in enumerate(param.extremes()):
-                key = value_key(value)
-                if key in mine:
-                    continue  # validated once, however often it is listed
-                try:
-                    mine[key] = _field_value(job, field, value)
-                except serializers.ValidationError as exc:
-                    for m in _errors(exc).get(field, []):
-                        note(space_errors, field, f"{_shown(param, i, value)}: {m}")
-        if space_errors:
-            raise serializers.ValidationError({"space": space_errors})
+        values = _check_values(job, params, note, space_errors)
         if reference is None:  # every field's value is valid on its own, so the base's fields were not
             raise serializers.ValidationError({"base": ["Not a valid job spec."]})
-
-        for field, param in params.items():
-            for i, value in enumerate(param.extremes()):
-                try:
-                    job.validate({**reference, field: values[field][value_key(value)]})
-                except serializers.ValidationError as exc:
-                    for bad, messages in _errors(exc).items():
-                        if bad != field and bad in params:
-                            continue  # another searched field at its first value: its own probes say it
-                        shown = _shown(param, i, value)
-                        for m in messages:
-                            note(space_errors, field, f"{shown}: {m}" if bad == field else f"{shown}: {bad}: {m}")
-        if space_errors:
-            raise serializers.ValidationError({"space": space_errors})
+        _check_combinations(job, params, reference, values, note, space_errors)
 
         if "dataset" in base or "dataset_path" in base:
             given = base.pop("dataset_path", None) or base.get("dataset")
@@ -391,3 +360,39 @@ class SweepDetailSerializer(SweepSerializer):
     def get_trial_jobs(self, sweep: Sweep) -> list[dict]:
         trials = Job.objects.filter(sweep=sweep).select_related("sweep").order_by("trial_number")
         return SweepTrialSerializer(trials, many=True, context=self.context).data
+
+
+def _check_values(job, params: dict, note, space_errors: dict) -> dict[str, dict]:
+    """Each distinct value of each searched field, once, against its job field's rules."""
+    values: dict[str, dict] = {}
+    for field, param in params.items():
+        mine = values[field] = {}
+        for i, value in enumerate(param.extremes()):
+            key = value_key(value)
+            if key in mine:
+                continue  # validated once, however often it is listed
+            try:
+                mine[key] = _field_value(job, field, value)
+            except serializers.ValidationError as exc:
+                for m in _errors(exc).get(field, []):
+                    note(space_errors, field, f"{_shown(param, i, value)}: {m}")
+    if space_errors:
+        raise serializers.ValidationError({"space": space_errors})
+    return values
+
+
+def _check_combinations(job, params: dict, reference: dict, values: dict, note, space_errors: dict) -> None:
+    """Each searched value against the job's rules across fields, the others at their first value."""
+    for field, param in params.items():
+        for i, value in enumerate(param.extremes()):
+            try:
+                job.validate({**reference, field: values[field][value_key(value)]})
+            except serializers.ValidationError as exc:
+                for bad, messages in _errors(exc).items():
+                    if bad != field and bad in params:
+                        continue  # another searched field at its first value: its own probes say it
+                    shown = _shown(param, i, value)
+                    for m in messages:
+                        note(space_errors, field, f"{shown}: {m}" if bad == field else f"{shown}: {bad}: {m}")
+    if space_errors:
+        raise serializers.ValidationError({"space": space_errors})
