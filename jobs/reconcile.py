@@ -16,6 +16,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from jobs import orchestration, pending_messages
+from jobs.failure_classes import WORKER_LOST
 from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Task
 from jobs.services import claims, launch, lifecycle, sweeps
 
@@ -48,9 +49,9 @@ def _stale_running_shards(now, actions: Counter) -> None:
                 f"(last on {task.worker or 'an unknown worker'})"
             )
             claims.task_fail(
-                job_id=task.job_id, epoch=task.epoch, shard=task.shard, error=reason, error_class="worker_lost"
+                job_id=task.job_id, epoch=task.epoch, shard=task.shard, error=reason, error_class=WORKER_LOST
             )
-            lifecycle.job_fail(job_id=task.job_id, reason=reason, error_class="worker_lost")
+            lifecycle.job_fail(job_id=task.job_id, reason=reason, error_class=WORKER_LOST)
             actions["failed_worker_lost"] += 1
         elif launch.shard_redispatch(task, worker_lost=True):
             logger.warning("shard %s: no heartbeat from %s since %s; sent again", task, task.worker, task.heartbeat_at)

@@ -30,6 +30,8 @@ from storage_app.formats import (
     zip_idx_folder,
 )
 from storage_app.models import Dataset
+from storage_app.usage import stored_bytes
+from tensorfleet_site.quotas import limits as quotas
 from storage_app.storages import datasets_storage
 
 EXTENSIONS = {"csv": "csv", "npz": "npz", "idx": "zip"}
@@ -125,6 +127,7 @@ def dataset_create(*, owner, name: str, path: Path, fmt: str | None, label_colum
         )
     if Dataset.objects.filter(owner=owner, name=name).exists():
         raise DatasetError("name", f"you already have a dataset named {name!r}")
+    quotas.check(owner, "stored_bytes", used=stored_bytes(owner), asked=size, field="file")
     try:
         info = inspect_file(path, fmt, label_column)
     except DatasetTooLarge as exc:
@@ -386,10 +389,9 @@ def dataset_import(*, owner, uri: str, fmt: str | None = None, label_column: str
 
 def dataset_delete(*, dataset: Dataset) -> None:
     """Delete the record, and the object when no other record shares its content."""
-    from jobs.models import ACTIVE_STATUSES
-
     with transaction.atomic():
-        if dataset.jobs.filter(status__in=ACTIVE_STATUSES).exists():
+        # jobs.models.JobQuerySet.active, through the relation: no import of the jobs app.
+        if dataset.jobs.active().exists():
             raise DatasetInUse(f"dataset {dataset.name!r} is used by a queued or running job")
         key, sha = dataset.file.name, dataset.sha256
         dataset.delete()

@@ -99,3 +99,24 @@ def test_a_sweep_waits_for_room_instead_of_failing(api, user, settings, django_c
     api.post(f"/api/v1/jobs/{first.id}/cancel")  # a slot frees: the next trial starts
     trials = Job.objects.filter(sweep_id=sweep["id"]).order_by("trial_number")
     assert [t.trial_number for t in trials] == [1, 2, 3]
+
+
+def test_an_upload_over_the_stored_bytes_quota_is_refused_and_stores_nothing(api, user, settings, local_storage):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from storage_app.models import Dataset
+
+    rows = "a,b,label\n" + "".join(f"{i % 7}.5,{i % 3}.25,{i % 2}\n" for i in range(200))
+    data = rows.encode()
+    settings.TENSORFLEET_QUOTA_STORED_BYTES = len(data) * 2 - 1
+
+    def send(name):
+        return api.post("/api/v1/datasets", {"file": SimpleUploadedFile(f"{name}.csv", data), "name": name})
+
+    assert send("first").status_code == 201
+    r = send("second")
+    assert r.status_code == 429, r.content
+    assert r.json()["quota"] == {"quota": "stored_bytes", "limit": len(data) * 2 - 1, "used": len(data), "asked": len(data)}
+    assert Dataset.objects.filter(owner=user).count() == 1
+    settings.TENSORFLEET_QUOTA_STORED_BYTES = len(data) - 1
+    assert send("third").status_code == 400  # alone over the limit: waiting will not help

@@ -37,6 +37,7 @@ from jobs.specs import JobCreateSerializer, SpecInvalid, job_spec_validate, spec
 from monitoring_app.overview import overview_for
 from storage_app.builtin_datasets import BUILTIN_DATASETS
 from storage_app.models import Dataset
+from tensorfleet_site.quotas.limits import QuotaExceeded
 
 RECENT_JOBS = 10
 JOBS_PER_PAGE = 50
@@ -210,6 +211,8 @@ def job_submit(request):
             return redirect("dashboard:job", job_id=job.id)
         except SpecInvalid as exc:
             errors = exc.errors
+        except QuotaExceeded as exc:
+            errors = {exc.field or "non_field_errors": [str(exc)]}
     datasets = Dataset.objects.filter(owner=request.user).order_by("name")
     context = {
         "fields": _form_fields(values, errors, datasets),

@@ -12,6 +12,7 @@ from jobs.management.commands._common import JobCommand, first_error_line, get_o
 from jobs.services import lifecycle
 from jobs.specs import SpecInvalid, job_spec_validate
 from jobs.watch import exit_code_for, watch_job
+from tensorfleet_site.quotas.limits import QuotaExceeded
 
 # option dest -> API field
 OPTIONS = {
@@ -65,6 +66,8 @@ class Command(JobCommand):
                 job = lifecycle.job_create(owner=owner, spec=spec)
         except SpecInvalid as exc:
             raise CommandError(first_error_line(exc.errors, labels)) from None
+        except QuotaExceeded as exc:
+            raise CommandError(f"{labels.get(exc.field, exc.field or 'quota')}: {exc}") from None
         if opts["json"]:
             from jobs.serializers import JobCreatedSerializer
 

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 from storage_app.datasets import DatasetError, dataset_create
 from storage_app.formats import FORMATS
 from tensorfleet_site.command_helpers import JobCommand, get_owner
+from tensorfleet_site.quotas.limits import QuotaExceeded
 
 
 class Command(JobCommand):
@@ -35,6 +36,8 @@ class Command(JobCommand):
             )
         except DatasetError as exc:
             raise CommandError(f"{'--' + exc.field if exc.field != 'file' else path}: {exc}") from None
+        except QuotaExceeded as exc:
+            raise CommandError(f"{path}: {exc}") from None
         self.stdout.write(
             f"dataset {dataset.id} {dataset.name!r}: {dataset.num_samples} samples, shape {dataset.input_shape}, "
             f"{dataset.num_classes} classes, sha256 {dataset.sha256}"

@@ -20,10 +20,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tensorfleet_site.access.services import token_create
-from tensorfleet_site.localfleet import embedded
 from tensorfleet_site.celery import app as celery_app
-from tensorfleet_site.localfleet.supervisor import Supervisor
+from tensorfleet_site.localfleet import embedded
 from tensorfleet_site.localfleet.state_dir import StateDirBusy, StateLock, make_private
+from tensorfleet_site.localfleet.supervisor import Supervisor
 
 DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "digits", "num_workers": 2}
 DEFAULT_WORKER_METRICS_PORT = 9808
