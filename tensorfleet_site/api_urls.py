@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from jobs.apis import JobViewSet
+from jobs.registry.apis import RegisteredModelViewSet
 from jobs.sweep_apis import SweepViewSet
 from storage_app.apis import DatasetViewSet
 
@@ -19,5 +20,6 @@ router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("models", RegisteredModelViewSet, basename="registered-model")
 
 urlpatterns = router.urls

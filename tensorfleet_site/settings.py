@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from here, not a CDN
     "django_prometheus",
     "jobs",
+    "jobs.registry",  # model registry (label "registry")
     "workers",
     "storage_app",
     "monitoring_app",
