@@ -25,7 +25,7 @@ def is_redis_url(url: str) -> bool:
     return url.startswith(("redis://", "rediss://", "unix://"))
 
 
-def _message_id(raw: bytes) -> str | None:
+def _message_id(raw: bytes | str) -> str | None:
     try:
         data = json.loads(raw)
     except ValueError:
@@ -66,7 +66,7 @@ def broker_holdings(queues: list[str]) -> Holdings | None:
                 for raw in client.lrange(queue + suffix, 0, SCAN_LIMIT):
                     if mid := _message_id(raw):
                         held.queued.add(mid)
-        delivered = dict(client.zrange("unacked_index", 0, -1, withscores=True))
+        delivered: dict = dict(client.zrange("unacked_index", 0, -1, withscores=True))  # type: ignore[arg-type]
         for tag, raw in client.hgetall("unacked").items():
             if mid := _message_id(raw):
                 held.unacked[mid] = float(delivered.get(tag, 0.0))
@@ -109,5 +109,5 @@ def messages_remove(queue: str, message_ids: set[str]) -> int:
             key = queue + suffix
             for raw in client.lrange(key, 0, SCAN_LIMIT):
                 if _message_id(raw) in message_ids:
-                    removed += client.lrem(key, 1, raw)
+                    removed += client.lrem(key, 1, raw)  # type: ignore[arg-type]  # bytes: redis-py sends them as is
     return removed

@@ -26,6 +26,7 @@ from jobs.models import Job, Status, Sweep
 from jobs.search_space import CONTINUOUS, SpaceError, grid_check, grid_size, parse_space, trial_point, value_key
 from jobs.serializers import CheckpointSerializer, JobCreateSerializer, StrictSerializer
 from jobs.services import sweeps
+from tensorfleet_site.serializers import unknown_field_message
 
 MAX_CONCURRENT = 256
 NOT_SEARCHABLE = ("name",)  # trials are named after their sweep
@@ -73,7 +74,7 @@ class SweepCreateSerializer(StrictSerializer):
         errors = {}
         for field, param in params.items():
             if field not in job_fields:
-                errors[field] = ["Unknown field."]
+                errors[field] = [unknown_field_message(field, job_fields)]
             elif field in NOT_SEARCHABLE:
                 errors[field] = ["Not a hyperparameter: trials are named after the sweep."]
             elif param.kind in ("uniform", "log_uniform") and isinstance(job_fields[field], serializers.IntegerField):
@@ -275,9 +276,11 @@ class SweepTrialSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_params(self, job: Job) -> dict:
+        assert job.sweep is not None  # trials only
         return sweeps.trial_params(job, job.sweep)
 
     def get_metric(self, job: Job) -> float | None:
+        assert job.sweep is not None
         return getattr(job, job.sweep.metric)
 
 
@@ -357,7 +360,7 @@ class SweepDetailSerializer(SweepSerializer):
         read_only_fields = fields
 
     @extend_schema_field(SweepTrialSerializer(many=True))
-    def get_trial_jobs(self, sweep: Sweep) -> list[dict]:
+    def get_trial_jobs(self, sweep: Sweep):
         trials = Job.objects.filter(sweep=sweep).select_related("sweep").order_by("trial_number")
         return SweepTrialSerializer(trials, many=True, context=self.context).data
 

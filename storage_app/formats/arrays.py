@@ -5,6 +5,7 @@ ever unpickled."""
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -50,11 +51,11 @@ def _npy_data(fp, shape, fortran: bool, dtype: np.dtype, what: str, keep: bool, 
         chunk = np.frombuffer(data, dtype=dtype, count=k)
         if check is not None:
             check(chunk)
-        if keep:
+        if out is not None:
             out[start : start + k] = chunk
     if fp.read(1):
         raise DatasetFormatError(f"{what} holds more data than its header's shape {list(shape)}")
-    if not keep:
+    if out is None:
         return None
     return out.reshape(shape[::-1]).transpose() if fortran else out.reshape(shape)
 
@@ -72,15 +73,16 @@ def read_npz(path: Path, keep: bool, budget: Budget):
         ExitStack() as members_open,
     ):
         members = {info.filename: info for info in zf.infolist()}
-        found = {key: members.get(f"{key}.npy") or members.get(key) for key in ("X", "y")}
-        missing = sorted(k for k, v in found.items() if v is None)
+        maybe = {key: members.get(f"{key}.npy") or members.get(key) for key in ("X", "y")}
+        missing = sorted(k for k, v in maybe.items() if v is None)
         if missing:
             raise DatasetFormatError(f"the NPZ file needs arrays X and y; missing {', '.join(missing)}")
+        found: dict[str, zipfile.ZipInfo] = {k: v for k, v in maybe.items() if v is not None}
         streams, heads = {}, {}
-        for key, info in found.items():
-            streams[key] = members_open.enter_context(open_member(zf, info, budget))
-            with decode_errors(info.filename):
-                heads[key] = _npy_header(streams[key], info.filename)
+        for key, member in found.items():
+            streams[key] = members_open.enter_context(open_member(zf, member, budget))
+            with decode_errors(member.filename):
+                heads[key] = _npy_header(streams[key], member.filename)
         (x_shape, x_fortran, x_dtype), (y_shape, y_fortran, y_dtype) = heads["X"], heads["y"]
         # Everything the headers say is checked before a byte of data is read.
         for key, dtype in (("X", x_dtype), ("y", y_dtype)):

@@ -59,7 +59,7 @@ def _idx_array(
     if keep:
         body = np.empty(count, np.uint8)
         got = 0
-        view = memoryview(body)
+        view = memoryview(body)  # type: ignore[arg-type]  # numpy arrays are buffers
         while got < count:
             n = fp.readinto(view[got : got + CHUNK])
             if not n:
@@ -77,7 +77,7 @@ def _idx_array(
         raise DatasetFormatError(f"{what}: header says {list(dims)} but holds {got} values")
     if fp.read(1):
         raise DatasetFormatError(f"{what}: header says {list(dims)} but holds more values")
-    return dims, (body.reshape(dims) if keep else None)
+    return dims, (body.reshape(dims) if body is not None else None)
 
 
 def idx_members(names: list[str]) -> dict[str, str]:
@@ -101,7 +101,8 @@ def read_idx(path: Path, keep: bool, budget: Budget):
         roles = ["train_images", "train_labels"]
         if "test_images" in members and "test_labels" in members:
             roles += ["test_images", "test_labels"]
-        dims, arrays = {}, {}
+        dims: dict = {}
+        arrays: dict[str, np.ndarray | None] = {}
         for role in roles:
             name = members[role]
             is_images = role.endswith("images")
@@ -117,7 +118,7 @@ def read_idx(path: Path, keep: bool, budget: Budget):
     rows, cols = dims["train_images"][1:]
     if rows == 0 or cols == 0:
         raise DatasetFormatError(f"images of {rows}x{cols} pixels hold nothing")
-    y = np.concatenate([arrays[lb] for _, lb in pairs]).astype(np.int64)
+    y = np.concatenate([a for _, lb in pairs if (a := arrays[lb]) is not None]).astype(np.int64)
     classes = check_labels(y)
     shape = (1, int(rows), int(cols))
     info = DatasetInfo(len(y), shape, classes)
@@ -127,6 +128,7 @@ def read_idx(path: Path, keep: bool, budget: Budget):
     start = 0
     for im, _ in pairs:
         part = arrays.pop(im)  # each uint8 part is freed once copied
+        assert part is not None  # kept: keep is true here
         xf[start : start + len(part), 0] = part
         start += len(part)
     xf /= np.float32(255.0)
