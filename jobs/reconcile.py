@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from jobs import orchestration, pending_messages
@@ -93,33 +93,33 @@ def _lost_queued_shards(now, actions: Counter) -> None:
 
 def _epochs_without_aggregate(now, actions: Counter) -> None:
     """Every shard of an epoch succeeded a while ago, but the epoch is not recorded
-    (its aggregate's message or worker was lost)."""
+    (its aggregate's message or worker was lost). One grouped query for every running
+    job, not one per job: a pass stays cheap with thousands of active jobs."""
     cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
-    for job in Job.objects.filter(status=Status.RUNNING, current_epoch__gt=0):
-        recorded = set(EpochMetric.objects.filter(job=job).values_list("epoch", flat=True))
-        missing = [e for e in range(1, job.current_epoch + 1) if e not in recorded]
-        if not missing:
-            continue
-        stats = (
-            job.tasks.filter(epoch__in=missing)
-            .values("epoch")
-            .annotate(total=Count("id"), done=Count("id", filter=Q(status=Status.SUCCEEDED)), last=Max("finished_at"))
-        )
-        for row in stats:
-            if row["total"] == job.num_workers and row["done"] == row["total"] and row["last"] < cutoff:
-                orchestration.aggregate_send(job, row["epoch"])
-                actions["aggregates_dispatched"] += 1
+    recorded = EpochMetric.objects.filter(job=OuterRef("job_id"), epoch=OuterRef("epoch"))
+    rows = (
+        Task.objects.filter(job__status=Status.RUNNING)
+        .filter(~Exists(recorded))
+        .values("job_id", "epoch")
+        .annotate(total=Count("id"), done=Count("id", filter=Q(status=Status.SUCCEEDED)), last=Max("finished_at"))
+        .filter(total=F("job__num_workers"), done=F("total"), last__lt=cutoff)
+    )
+    rows = list(rows)
+    jobs = Job.objects.in_bulk({row["job_id"] for row in rows})
+    for row in rows:
+        orchestration.aggregate_send(jobs[row["job_id"]], row["epoch"])
+        actions["aggregates_dispatched"] += 1
 
 
 def _jobs_with_nothing_launched(now, actions: Counter) -> None:
     """A queued or running job whose next epoch was never sent (the broker was down then)."""
     cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
-    jobs = Job.objects.filter(status__in=ACTIVE_STATUSES, updated_at__lt=cutoff)
-    for job in jobs:
-        next_epoch = job.completed_epochs + 1
-        if next_epoch > job.epochs or job.tasks.filter(epoch=next_epoch).exists():
-            continue
-        launch.epoch_launch(job.id, next_epoch)
+    next_rows = Task.objects.filter(job=OuterRef("pk"), epoch=OuterRef("completed_epochs") + 1)
+    stuck = Job.objects.filter(
+        status__in=ACTIVE_STATUSES, updated_at__lt=cutoff, completed_epochs__lt=F("epochs")
+    ).filter(~Exists(next_rows))
+    for job_id, completed in stuck.values_list("id", "completed_epochs"):
+        launch.epoch_launch(job_id, completed + 1)
         actions["epochs_launched"] += 1
 
 

@@ -222,3 +222,13 @@ def timed_get_ms(fleet: Fleet, path: str, repeat: int = 20) -> list[float]:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def reconciler_pass(fleet: Fleet, count: int, passes: int = 5) -> dict:
+    """Seconds per reconciler pass with ``count`` running jobs in the fleet's database."""
+    env = {**fleet.env, "DJANGO_SETTINGS_MODULE": "tensorfleet_site.settings"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tensorfleet_site.benchmark.reconciler_load", str(count), str(passes)],
+        cwd=REPO, env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -21,6 +21,8 @@ def render_report(results: dict, *, cores: int, repeat: int, targets: dict, repo
     lines = _header(cores, repeat)
     verdicts: list[tuple] = []
     parts = [_training(results, targets), _orchestration(results)]
+    if "reconciler" in results:
+        parts.append(_reconciler(results["reconciler"]))
     if "api" in results:
         parts.append(_api(results["api"]))
     for part_lines, part_verdicts in parts:
@@ -133,3 +135,16 @@ def _api(a: dict) -> tuple[list[str], list[tuple]]:
         ("GET /jobs page with 100k jobs", f"{med(a['list_ms']):.1f} ms", "≤ 100 ms", med(a["list_ms"]) <= 100)
     )
     return lines, verdicts
+
+
+def _reconciler(r: dict) -> tuple[list[str], list[tuple]]:
+    s = r["seconds"]
+    lines = [
+        "",
+        "## Reconciler",
+        "",
+        "| measure | median (min–max) |",
+        "| --- | --- |",
+        f"| one pass, {r['active_jobs']:,} running jobs (2 shards each), s | {spread(s, '{:.3f}')} |",
+    ]
+    return lines, [("reconciler pass at 3,000 active jobs", f"{med(s):.3f} s", "< 1 s", med(s) < 1.0)]

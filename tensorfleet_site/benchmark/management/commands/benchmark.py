@@ -70,6 +70,8 @@ class Command(BaseCommand):
                 results["reference"][name] = self.reference(name)
             results["dispatch"] = self.dispatch(fleet, opts["repeat"])
             results["latency_ms"] = self.latency(fleet)
+            self.say("reconciler: one pass with 3,000 running jobs ...")
+            results["reconciler"] = bench_platform.reconciler_pass(fleet, 3000)
             if not opts["skip_api"]:
                 results["api"] = self.api(fleet, opts["jobs_in_db"])
         report = render_report(results, cores=cores, repeat=opts["repeat"], targets=TARGETS, repo=REPO)
