@@ -15,6 +15,7 @@ from django.conf import settings as django_settings
 
 from tensorfleet_site.access.services import token_create
 from tests.factories import UserFactory
+from tests.integration.chaos import cluster, operator  # noqa: F401 - the chaos tests' fixtures
 from tests.processes import CeleryWorker, S3Server, free_ports, wait_for
 
 pytestmark = pytest.mark.integration
