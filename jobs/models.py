@@ -31,6 +31,59 @@ class JobQuerySet(models.QuerySet):
         return self.filter(status__in=ACTIVE_STATUSES)
 
 
+class Project(models.Model):
+    """A named group of jobs and sweeps, owned by one user and shared with others through
+    ``ProjectMember`` rows: a reader sees its jobs and sweeps, a writer also submits into it
+    and cancels, resumes, deletes and edits them (jobs/selectors.py holds the rule)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_projects")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=5000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="project_unique_owner_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProjectMember(models.Model):
+    """Another user's access to a project (the owner needs no row)."""
+
+    class Role(models.TextChoices):
+        READ = "read", "read: sees the project's jobs and sweeps"
+        WRITE = "write", "write: also submits into the project, and cancels, resumes, deletes and edits"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.READ)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "user"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="projectmember_unique_project_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} on {self.project}"
+
+
+class Tag(models.Model):
+    """A label put on jobs and sweeps; one row per distinct name, shared by everyone (a
+    tag tells nothing by itself: the rows it labels are read through their visibility)."""
+
+    name = models.CharField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
@@ -60,6 +113,10 @@ class Job(models.Model):
         "Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="trials", help_text="a sweep's trial"
     )
     trial_number = models.PositiveIntegerField(null=True, blank=True, help_text="1-based, within its sweep")
+    # Organising: a project, tags and a note, settable at creation and later (PATCH).
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="jobs")
+    note = models.TextField(blank=True, max_length=10000)
     # The model and the recipe (a plain PyTorch script's choices).
     model_args = models.JSONField(default=dict, blank=True, help_text="keyword arguments of the model's builder")
     weight_decay = models.FloatField(default=0.0)
@@ -175,6 +232,34 @@ class EpochMetric(models.Model):
     confusion_matrix = models.JSONField(null=True, blank=True, help_text="rows: true class, columns: predicted")
     samples = models.PositiveIntegerField()
     samples_per_s = models.FloatField()
+class TaskLog(models.Model):
+    """The log lines of one shard's task or one epoch's aggregate: its start, progress at
+    the heartbeat's cadence, warnings and the error, the last ``TENSORFLEET_TASK_LOG_LINES``
+    lines and ``TENSORFLEET_TASK_LOG_BYTES`` bytes of them (jobs/services/task_logs.py)."""
+
+    class Kind(models.TextChoices):
+        SHARD = "shard", "shard"
+        AGGREGATE = "aggregate", "aggregate"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="task_logs")
+    epoch = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    shard = models.PositiveIntegerField(default=0, help_text="0 for an aggregate")
+    text = models.TextField(blank=True)
+    lines = models.PositiveIntegerField(default=0, help_text="lines in text")
+    dropped = models.PositiveIntegerField(default=0, help_text="older lines dropped to stay under the cap")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["epoch", "kind", "shard"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "epoch", "kind", "shard"], name="tasklog_unique_job_epoch_kind_shard")
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} epoch {self.epoch} {self.kind} {self.shard}"
+
+
     duration_s = models.FloatField(help_text="first shard started to aggregate done")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -207,6 +292,7 @@ class Sweep(models.Model):
     base = models.JSONField(default=dict, help_text="job fields every trial shares")
     space = models.JSONField(help_text="field -> choice, uniform, log_uniform, int_uniform or a fixed value")
     search = models.CharField(max_length=16, choices=Search.choices, default=Search.RANDOM)
+        TPE = "tpe", "tpe (Optuna's tree-structured Parzen estimator)"
     max_trials = models.PositiveIntegerField(help_text="trial budget")
     max_concurrent = models.PositiveIntegerField(help_text="trials queued or running at once, at most")
     metric = models.CharField(max_length=32, default="val_accuracy")
@@ -226,6 +312,9 @@ class Sweep(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="sweeps")
+    note = models.TextField(blank=True, max_length=10000)
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["status"])]
 
