@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "jobs",
     "jobs.registry",  # model registry (label "registry")
+    "jobs.webhooks",  # signed, retried, logged event deliveries (label "webhooks")
     "workers",
     "storage_app",
     "monitoring_app",
@@ -319,7 +320,11 @@ TENSORFLEET_HEARTBEAT_TIMEOUT = float(env_str("TENSORFLEET_HEARTBEAT_TIMEOUT", "
 TENSORFLEET_REDISPATCH_AFTER = float(env_str("TENSORFLEET_REDISPATCH_AFTER", "30"))
 # Deliveries a shard gets before losing its worker fails the job.
 TENSORFLEET_MAX_ATTEMPTS = env_int("TENSORFLEET_MAX_ATTEMPTS", 3)
-CELERY_TASK_ROUTES = {RECONCILE: {"queue": TENSORFLEET_CONTROL_QUEUE}}
+# Webhook deliveries (jobs/webhooks) and scheduled runs (jobs/schedules) go to the control queue too.
+CELERY_TASK_ROUTES = {
+    RECONCILE: {"queue": TENSORFLEET_CONTROL_QUEUE},
+    "webhooks.*": {"queue": TENSORFLEET_CONTROL_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {
         "task": RECONCILE,
@@ -328,6 +333,18 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(STATE_DIR / "celerybeat-schedule")
+
+# --- Webhooks (jobs/webhooks): signed POSTs of events, retried with backoff.
+# Hosts a hook may reach although they resolve to a private, loopback, link-local or
+# reserved address: names (hooks.internal), addresses or networks (10.1.0.0/16). Empty:
+# public addresses only (the metadata service, the database, Redis stay out of reach).
+TENSORFLEET_WEBHOOK_ALLOWED_HOSTS = env_list("TENSORFLEET_WEBHOOK_ALLOWED_HOSTS")
+# Seconds to connect and to wait for each read of the answer; the body read stops at 2x.
+TENSORFLEET_WEBHOOK_TIMEOUT = float(env_str("TENSORFLEET_WEBHOOK_TIMEOUT", "5"))
+# Attempts of one delivery (no answer, 5xx or 429 is tried again), the first included.
+TENSORFLEET_WEBHOOK_MAX_ATTEMPTS = env_int("TENSORFLEET_WEBHOOK_MAX_ATTEMPTS", 5)
+# Backoff factor (seconds): retry n waits a random time up to factor * 2**n, at most 600 s.
+TENSORFLEET_WEBHOOK_RETRY_BACKOFF = env_int("TENSORFLEET_WEBHOOK_RETRY_BACKOFF", 10)
 
 # --- Monitoring (monitoring_app; docs/OBSERVABILITY.md) -------------------------------
 # Bearer token that guards the API's /metrics (`Authorization: Bearer <token>`); open

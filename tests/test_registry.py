@@ -16,9 +16,9 @@ from jobs.registry import services
 from jobs.registry.models import ModelVersion, RegisteredModel, VersionFile
 from jobs.services import lifecycle
 from storage_app.models import Checkpoint
-from storage_app.services import checkpoint_save, checkpoints_prune
+from storage_app.services import checkpoints_prune
 from tensorfleet_site.access.services import token_create
-from tests.factories import JobFactory
+from tests.registry_helpers import finished_job
 
 SPEC = dict(
     model_type="mlp",
@@ -120,20 +120,9 @@ def test_champion_moves_from_version_1_to_a_better_jobs_version_2(
     assert api.get("/api/v1/models/iris-classifier/aliases/champion").data["version"] == 2
 
 
-def _fake_job(user, epochs=(1, 2, 3), accuracies=(0.5, 0.9, 0.7), keep=10) -> Job:
-    """A finished job with epoch checkpoints of known bytes (no training: the registry's rules)."""
-    job = JobFactory(owner=user, epochs=len(epochs), status=Status.SUCCEEDED, keep_checkpoints=keep)
-    for epoch, accuracy in zip(epochs, accuracies, strict=True):
-        checkpoint_save(job=job, epoch=epoch, kind="epoch", data=f"{job.id}-{epoch}".encode(), val_accuracy=accuracy)
-    checkpoint_save(
-        job=job, epoch=epochs[-1], kind="final", data=f"{job.id}-{epochs[-1]}".encode(), val_accuracy=accuracies[-1]
-    )
-    return job
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_versions_file_outlives_retention_and_the_job(user, api, local_storage):
-    job = _fake_job(user)
+    job = finished_job(user)
     api.post("/api/v1/models", {"name": "m"}, format="json")
     made = api.post("/api/v1/models/m/versions", {"job": str(job.id), "checkpoint": "epoch", "epoch": 1}, format="json")
     assert made.status_code == 201, made.data
@@ -157,7 +146,7 @@ def test_a_versions_file_outlives_retention_and_the_job(user, api, local_storage
 
 @pytest.mark.django_db(transaction=True)
 def test_the_last_version_holding_a_file_takes_it_along(user, api, local_storage):
-    job = _fake_job(user)
+    job = finished_job(user)
     for name in ("a", "b"):
         api.post("/api/v1/models", {"name": name}, format="json")
         assert api.post(f"/api/v1/models/{name}/versions", {"job": str(job.id)}, format="json").status_code == 201
@@ -174,7 +163,7 @@ def test_the_last_version_holding_a_file_takes_it_along(user, api, local_storage
 
 @pytest.mark.django_db(transaction=True)
 def test_registry_refusals_are_field_level(user, api, local_storage):
-    job = _fake_job(user)
+    job = finished_job(user)
     assert api.post("/api/v1/models", {"name": "bad name"}, format="json").data["name"]
     api.post("/api/v1/models", {"name": "m"}, format="json")
     assert api.post("/api/v1/models", {"name": "m"}, format="json").status_code == 409
@@ -199,7 +188,7 @@ def test_registry_refusals_are_field_level(user, api, local_storage):
 
 @pytest.mark.django_db(transaction=True)
 def test_register_model_and_set_alias_commands(user, local_storage, capsys):
-    job = _fake_job(user)
+    job = finished_job(user)
     call_command("register_model", "cmd-model", "--job", str(job.id), "--alias", "staging")
     call_command("register_model", "cmd-model", "--job", str(job.id), "--checkpoint", "epoch", "--epoch", "1")
     call_command("set_alias", "cmd-model", "champion", "2", "--owner", user.username)

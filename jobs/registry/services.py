@@ -22,7 +22,7 @@ from django.db.models import F
 from jobs.models import Job
 from jobs.registry import selectors, signals
 from jobs.registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionFile
-from jobs.specs import spec_fields
+from jobs.services.sweeps import trial_spec
 from storage_app.blobs import blob_delete, blob_read, blob_write
 from storage_app.models import Checkpoint
 
@@ -97,19 +97,12 @@ def model_delete(*, model: RegisteredModel) -> None:
 # Versions ---------------------------------------------------------------------------------
 
 
-def _job_spec(job: Job) -> dict:
-    spec = {field: getattr(job, field) for field in spec_fields() if field != "dataset_size"}
-    if job.dataset_size is not None:
-        spec["dataset_size"] = job.dataset_size
-    return spec
-
-
 def _lineage(job: Job, checkpoint: Checkpoint) -> dict:
     dataset = job.dataset_ref
     return {
         "job": job,
         "job_uuid": job.id,
-        "job_spec": _job_spec(job),
+        "job_spec": trial_spec(job),
         "checkpoint_epoch": checkpoint.epoch,
         "checkpoint_sha256": checkpoint.sha256,
         "dataset_ref": dataset.id if dataset else None,

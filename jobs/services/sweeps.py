@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from jobs import asha
+from jobs import asha, signals
 from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Sweep
 from jobs.search_space import parse_space, trial_point
 from jobs.services import lifecycle
@@ -177,6 +177,7 @@ def _sweep_finish(sweep: Sweep) -> None:
     sweep.finished_at = timezone.now()
     sweep.save(update_fields=["status", "error", "finished_at", "updated_at"])
     logger.info("sweep %s %s", sweep.id, sweep.status)
+    transaction.on_commit(lambda: signals.sweep_finished.send(sender=Sweep, sweep_id=sweep.id), robust=True)
 
 
 def _sweep_fail(sweep: Sweep, reason: str) -> None:
