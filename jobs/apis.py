@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from jobs import selectors
 from jobs.filters import JobFilter
+from jobs.id_prefix import IdPrefixLookupMixin
 from jobs.serializers import (
     CheckpointSerializer,
     EpochMetricSerializer,
@@ -23,8 +24,9 @@ from jobs.services import lifecycle
 from jobs.specs import SpecInvalid, job_spec_validate
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Training jobs of the signed-in user, newest first."""
+class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Training jobs of the signed-in user, newest first. A job's routes take its id or a unique
+    prefix of 8 or more of its characters."""
 
     serializer_class = JobSerializer
     filterset_class = JobFilter

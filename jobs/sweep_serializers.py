@@ -26,7 +26,6 @@ from jobs.models import Job, Status, Sweep
 from jobs.search_space import CONTINUOUS, SpaceError, grid_check, grid_size, parse_space, trial_point, value_key
 from jobs.serializers import CheckpointSerializer, JobCreateSerializer, StrictSerializer
 from jobs.services import sweeps
-from tensorfleet_site.serializers import unknown_field_message
 
 MAX_CONCURRENT = 256
 NOT_SEARCHABLE = ("name",)  # trials are named after their sweep
@@ -74,7 +73,7 @@ class SweepCreateSerializer(StrictSerializer):
         errors = {}
         for field, param in params.items():
             if field not in job_fields:
-                errors[field] = [unknown_field_message(field, job_fields)]
+                errors[field] = [self.unknown_field_message(field, job_fields)]
             elif field in NOT_SEARCHABLE:
                 errors[field] = ["Not a hyperparameter: trials are named after the sweep."]
             elif param.kind in ("uniform", "log_uniform") and isinstance(job_fields[field], serializers.IntegerField):

@@ -3,9 +3,9 @@ tensorfleet_site/command_helpers.py."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import CommandError
 
+from jobs.id_prefix import IdAmbiguous, IdNotFound, by_id_or_prefix
 from jobs.models import Job
 from tensorfleet_site.command_helpers import JobCommand, first_error_line, get_owner
 
@@ -13,10 +13,8 @@ __all__ = ["JobCommand", "first_error_line", "get_job", "get_owner"]
 
 
 def get_job(job_id: str) -> Job:
+    """A job by its id or a unique prefix of 8 or more characters (as the commands print)."""
     try:
-        job = Job.objects.filter(id=job_id).first()
-    except (DjangoValidationError, ValueError):
-        job = None
-    if job is None:
-        raise CommandError(f"no job with id {job_id!r}")
-    return job
+        return by_id_or_prefix(Job.objects.all(), job_id, noun="job")
+    except (IdNotFound, IdAmbiguous) as exc:
+        raise CommandError(str(exc)) from None

@@ -11,7 +11,7 @@ from jobs import queue_consumers
 from jobs.management.commands._common import JobCommand, first_error_line, get_owner
 from jobs.services import lifecycle
 from jobs.specs import SpecInvalid, job_spec_validate
-from jobs.watch import exit_code_for, watch_job
+from jobs.watch import exit_code_for, stop_watching, watch_job
 from tensorfleet_site.quotas.limits import QuotaExceeded
 
 # option dest -> API field
@@ -79,7 +79,10 @@ class Command(JobCommand):
                 self.stderr.write(self.style.WARNING(f"warning: {warning}"))
         if not opts["watch"]:
             return
-        job = watch_job(job.id, out=self.stderr._out)
+        try:
+            job = watch_job(job.id, out=self.stderr._out)
+        except KeyboardInterrupt:  # Ctrl-C stops the watching, not the job
+            stop_watching(job, out=self.stderr)
         code = exit_code_for(job)
         if code == 0:
             self.stdout.write(self.style.SUCCESS(f"job {job.id} succeeded: val_accuracy {job.val_accuracy:.4f}"))

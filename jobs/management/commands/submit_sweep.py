@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from jobs.management.commands._common import JobCommand, first_error_line, get_owner
-from jobs.models import FINAL_STATUSES, Job, Sweep
 from jobs.services import sweeps
 from jobs.sweep_serializers import SweepCreateSerializer
+from jobs.watch import exit_code_for, stop_watching, sweep_summary, watch_sweep
 
 
 def load_spec(path: str) -> dict:
@@ -37,36 +36,6 @@ def load_spec(path: str) -> dict:
     if not isinstance(spec, dict):
         raise CommandError(f"{path} must hold one object (the sweep spec), not {type(spec).__name__}")
     return spec
-
-
-def _fmt(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def trial_line(job: Job, sweep: Sweep) -> str:
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in sweeps.trial_params(job, sweep).items())
-    line = f"trial {job.trial_number} ({params}): {job.status}"
-    if job.error:
-        line += f" ({job.error})"
-    if job.completed_epochs:
-        line += f", epoch {job.completed_epochs}/{job.epochs}, {sweep.metric} {_fmt(getattr(job, sweep.metric))}"
-    return line
-
-
-def watch_sweep(sweep_id, *, out, poll_s: float = 1.0) -> Sweep:
-    """Print a line whenever a trial starts, ends or records an epoch; return the sweep once it has ended."""
-    seen: dict = {}
-    while True:
-        sweep = Sweep.objects.get(id=sweep_id)
-        for job in Job.objects.filter(sweep=sweep).order_by("trial_number"):
-            state = (job.status, job.completed_epochs)
-            if seen.get(job.id) != state:
-                seen[job.id] = state
-                out.write(trial_line(job, sweep) + "\n")
-                out.flush()
-        if sweep.status in FINAL_STATUSES:
-            return sweep
-        time.sleep(poll_s)
 
 
 class Command(JobCommand):
@@ -98,20 +67,13 @@ class Command(JobCommand):
             )
         if not opts["watch"]:
             return
-        sweep = watch_sweep(sweep.id, out=self.stdout)
-        best = sweep.best_trial
-        if best is not None:
-            self.stdout.write(
-                f"best: trial {best.trial_number} (job {best.id}), {sweep.metric} {sweep.best_metric:.4f}\n"
-                f"  spec: {json.dumps(sweeps.trial_spec(best), default=str)}"
-            )
-            checkpoint = best.checkpoints.order_by("-kind", "-epoch").first()
-            if checkpoint is not None:
-                self.stdout.write(
-                    f"  checkpoint: epoch {checkpoint.epoch} ({checkpoint.kind}) sha256 {checkpoint.sha256} — "
-                    f"manage.py download_checkpoint {best.id}"
-                )
-        code = {"succeeded": 0, "failed": 1, "cancelled": 2}.get(sweep.status, 3)
+        try:
+            sweep = watch_sweep(sweep.id, out=self.stdout)
+        except KeyboardInterrupt:  # Ctrl-C stops the watching, not the sweep
+            stop_watching(sweep, out=self.stderr)
+        for line in sweep_summary(sweep):
+            self.stdout.write(line)
+        code = exit_code_for(sweep)
         if code == 0:
             self.stdout.write(self.style.SUCCESS(f"sweep {sweep.id} succeeded"))
             return
