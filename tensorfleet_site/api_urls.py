@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from jobs.apis import JobViewSet
 from jobs.registry.apis import RegisteredModelViewSet
+from jobs.schedules.apis import ScheduleViewSet
 from jobs.webhooks.apis import WebhookViewSet
 from jobs.sweep_apis import SweepViewSet
 from storage_app.apis import DatasetViewSet
@@ -23,5 +24,6 @@ router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("models", RegisteredModelViewSet, basename="registered-model")
 router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("schedules", ScheduleViewSet, basename="schedule")
 
 urlpatterns = router.urls

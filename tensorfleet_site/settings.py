@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "jobs",
     "jobs.registry",  # model registry (label "registry")
     "jobs.webhooks",  # signed, retried, logged event deliveries (label "webhooks")
+    "jobs.schedules",  # scheduled retraining (label "schedules")
+    "django_celery_beat",  # beat's schedule in the database, editable in the admin
     "workers",
     "storage_app",
     "monitoring_app",
@@ -320,31 +322,30 @@ TENSORFLEET_HEARTBEAT_TIMEOUT = float(env_str("TENSORFLEET_HEARTBEAT_TIMEOUT", "
 TENSORFLEET_REDISPATCH_AFTER = float(env_str("TENSORFLEET_REDISPATCH_AFTER", "30"))
 # Deliveries a shard gets before losing its worker fails the job.
 TENSORFLEET_MAX_ATTEMPTS = env_int("TENSORFLEET_MAX_ATTEMPTS", 3)
-# Webhook deliveries (jobs/webhooks) and scheduled runs (jobs/schedules) go to the control queue too.
-CELERY_TASK_ROUTES = {
-    RECONCILE: {"queue": TENSORFLEET_CONTROL_QUEUE},
-    "webhooks.*": {"queue": TENSORFLEET_CONTROL_QUEUE},
-}
+# Beat sends the reconciler, and the control worker runs it with the webhook deliveries
+# (jobs/webhooks) and the retraining schedules' runs (jobs/schedules).
+CELERY_TASK_ROUTES = {name: {"queue": TENSORFLEET_CONTROL_QUEUE} for name in (RECONCILE, "webhooks.*", "schedules.*")}
+# Beat's schedule is in the database (django-celery-beat, editable in the admin): the
+# entries below are written there when beat starts (it reads expire_seconds, not expires).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {
         "task": RECONCILE,
         "schedule": TENSORFLEET_RECONCILE_SECONDS,
-        "options": {"expires": TENSORFLEET_RECONCILE_SECONDS},
+        "options": {
+            "expires": TENSORFLEET_RECONCILE_SECONDS,
+            "expire_seconds": max(1, round(TENSORFLEET_RECONCILE_SECONDS)),
+        },
     }
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(STATE_DIR / "celerybeat-schedule")
 
-# --- Webhooks (jobs/webhooks): signed POSTs of events, retried with backoff.
-# Hosts a hook may reach although they resolve to a private, loopback, link-local or
-# reserved address: names (hooks.internal), addresses or networks (10.1.0.0/16). Empty:
-# public addresses only (the metadata service, the database, Redis stay out of reach).
+# --- Webhooks (jobs/webhooks). Hosts a hook may reach though they resolve to a private,
+# loopback, link-local or reserved address (names, addresses, networks); empty: public only.
 TENSORFLEET_WEBHOOK_ALLOWED_HOSTS = env_list("TENSORFLEET_WEBHOOK_ALLOWED_HOSTS")
-# Seconds to connect and to wait for each read of the answer; the body read stops at 2x.
-TENSORFLEET_WEBHOOK_TIMEOUT = float(env_str("TENSORFLEET_WEBHOOK_TIMEOUT", "5"))
-# Attempts of one delivery (no answer, 5xx or 429 is tried again), the first included.
-TENSORFLEET_WEBHOOK_MAX_ATTEMPTS = env_int("TENSORFLEET_WEBHOOK_MAX_ATTEMPTS", 5)
-# Backoff factor (seconds): retry n waits a random time up to factor * 2**n, at most 600 s.
-TENSORFLEET_WEBHOOK_RETRY_BACKOFF = env_int("TENSORFLEET_WEBHOOK_RETRY_BACKOFF", 10)
+TENSORFLEET_WEBHOOK_TIMEOUT = float(env_str("TENSORFLEET_WEBHOOK_TIMEOUT", "5"))  # s: connect; each read
+TENSORFLEET_WEBHOOK_MAX_ATTEMPTS = env_int("TENSORFLEET_WEBHOOK_MAX_ATTEMPTS", 5)  # no answer, 5xx, 429: again
+TENSORFLEET_WEBHOOK_RETRY_BACKOFF = env_int("TENSORFLEET_WEBHOOK_RETRY_BACKOFF", 10)  # s: retry n waits <= x * 2**n
 
 # --- Monitoring (monitoring_app; docs/OBSERVABILITY.md) -------------------------------
 # Bearer token that guards the API's /metrics (`Authorization: Bearer <token>`); open

@@ -13,6 +13,7 @@ Locks, and the race each closes:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 
@@ -97,12 +98,24 @@ def model_delete(*, model: RegisteredModel) -> None:
 # Versions ---------------------------------------------------------------------------------
 
 
+def _plain(value):
+    """JSON for what a spec field may hold besides plain values: related rows, a manager of them."""
+    if hasattr(value, "all"):
+        return sorted(str(item) for item in value.all())
+    return str(getattr(value, "pk", value))
+
+
+def _job_spec(job: Job) -> dict:
+    """The job's spec as the jobs API takes it (``trial_spec``), as plain JSON."""
+    return json.loads(json.dumps(trial_spec(job), default=_plain))
+
+
 def _lineage(job: Job, checkpoint: Checkpoint) -> dict:
     dataset = job.dataset_ref
     return {
         "job": job,
         "job_uuid": job.id,
-        "job_spec": trial_spec(job),
+        "job_spec": _job_spec(job),
         "checkpoint_epoch": checkpoint.epoch,
         "checkpoint_sha256": checkpoint.sha256,
         "dataset_ref": dataset.id if dataset else None,

@@ -4,7 +4,7 @@
   (the job's status read when the signal comes);
 * ``jobs.signals.sweep_finished`` -> ``sweep.finished``;
 * ``jobs.registry.signals`` -> ``model.version_created``, ``model.alias_moved``;
-* ``schedule.run_finished`` is emitted by the schedules app through ``emit``.
+* ``jobs.schedules.signals.run_finished`` -> ``schedule.run_finished``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from jobs import signals as job_signals
 from jobs.models import Job, Status, Sweep
 from jobs.registry import signals as registry_signals
 from jobs.registry.models import ModelAlias, ModelVersion
+from jobs.schedules import signals as schedule_signals
+from jobs.schedules.models import ScheduleRun
 from jobs.webhooks import services, tasks
 
 JOB_EVENTS = {Status.SUCCEEDED: "job.succeeded", Status.FAILED: "job.failed", Status.CANCELLED: "job.cancelled"}
@@ -104,8 +106,35 @@ def on_alias_moved(sender, *, alias_id, previous_version, version, **kwargs) -> 
         emit(owner_id=alias.model.owner_id, event="model.alias_moved", data=data)
 
 
+def on_run_finished(sender, *, run_id, **kwargs) -> None:
+    run = ScheduleRun.objects.select_related("schedule").filter(id=run_id).first()
+    if run is None:
+        return
+    schedule = run.schedule
+    data = {
+        "schedule": {"id": str(schedule.id), "name": schedule.name, "cron": schedule.cron},
+        "run": {
+            "number": run.number,
+            "status": run.status,
+            "job": str(run.job_uuid) if run.job_uuid else None,
+            "dataset_version": run.dataset_version,
+            "metric": schedule.metric,
+            "metric_value": run.metric_value,
+            "compared_to": run.compared_to,
+            "promoted": run.promoted,
+            "model": schedule.promote_model or None,
+            "alias": schedule.promote_alias or None,
+            "version": run.version,
+            "previous_version": run.previous_version,
+            "detail": run.detail,
+        },
+    }
+    emit(owner_id=schedule.owner_id, event="schedule.run_finished", data=data)
+
+
 def connect() -> None:
     job_signals.job_ended.connect(on_job_ended, dispatch_uid="webhooks.on_job_ended")
     job_signals.sweep_finished.connect(on_sweep_finished, dispatch_uid="webhooks.on_sweep_finished")
     registry_signals.version_created.connect(on_version_created, dispatch_uid="webhooks.on_version_created")
     registry_signals.alias_moved.connect(on_alias_moved, dispatch_uid="webhooks.on_alias_moved")
+    schedule_signals.run_finished.connect(on_run_finished, dispatch_uid="webhooks.on_run_finished")

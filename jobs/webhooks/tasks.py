@@ -4,7 +4,7 @@ unreachable or answers 5xx/429, up to TENSORFLEET_WEBHOOK_MAX_ATTEMPTS attempts.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 
 from celery import shared_task
 from django.conf import settings
@@ -43,4 +43,8 @@ def deliver(self, delivery_id: str) -> str | None:
 def deliveries_send(deliveries) -> None:
     """Send each delivery once the caller's transaction commits."""
     for delivery in deliveries:
-        transaction.on_commit(functools.partial(deliver.delay, str(delivery.id)), robust=True)
+        transaction.on_commit(_sender(str(delivery.id)), robust=True)
+
+
+def _sender(delivery_id: str) -> Callable[[], object]:
+    return lambda: deliver.delay(delivery_id)

@@ -27,6 +27,8 @@ from tensorfleet_site.localfleet.supervisor import Supervisor
 
 DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "digits", "num_workers": 2}
 DEFAULT_WORKER_METRICS_PORT = 9808
+# Beat's schedule lives in the database (the reconciler and the retraining schedules).
+BEAT_OPTIONS = ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--loglevel", "INFO"]
 # AF_UNIX socket paths are at most 107 bytes on Linux.
 MAX_SOCKET_PATH = 107
 
@@ -292,7 +294,7 @@ class Command(BaseCommand):
             celery_worker(settings.TENSORFLEET_CONTROL_QUEUE, "control@%h"),
             worker_env(opts["processes"]),
         )
-        supervisor.start("beat", [py, "-m", "celery", "-A", "tensorfleet_site", "beat", "--loglevel", "INFO"], env)
+        supervisor.start("beat", [py, "-m", "celery", "-A", "tensorfleet_site", "beat", *BEAT_OPTIONS], env)
         if not opts["no_flower"]:
             flower_env = {**env, "FLOWER_BASIC_AUTH": flower_auth}
             supervisor.start(
