@@ -184,6 +184,14 @@ class Job(models.Model):
         return self.status in ACTIVE_STATUSES
 
     @property
+    def validation(self) -> float | str | None:
+        """The spec's ``validation`` as the API takes it: the fraction held out, or the id of
+        the dataset it validates on (None once that dataset is deleted)."""
+        if self.validation_sha256:
+            return str(self.validation_ref_id) if self.validation_ref_id else None
+        return self.validation_fraction
+
+    @property
     def model_config(self) -> dict:
         return {"model_type": self.model_type, "input_shape": list(self.input_shape), "num_classes": self.num_classes}
 

@@ -8,15 +8,14 @@ an ``s3://`` URI is imported by ``jobs.services.lifecycle.job_create``.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from rest_framework import serializers
 
 from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PRECISIONS
+from jobs.validation_sets import ValidationField, owner_dataset, validation_errors
 from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_MAX_SIZE
-from storage_app.models import Dataset
 from tensorfleet_site.serializers import StrictSerializer
 
 
@@ -102,6 +101,7 @@ class JobCreateSerializer(StrictSerializer):
         help_text="evaluate every k epochs and at the last",
     )
     early_stopping = EarlyStoppingSpec(required=False, allow_null=True, default=None)
+    validation = ValidationField()
 
     def validate_dataset(self, value: str):
         """A built-in name, or one of the owner's datasets (by id or name), or a path/URI to import."""
@@ -113,13 +113,7 @@ class JobCreateSerializer(StrictSerializer):
             owner = owner()
         if owner is None:
             raise serializers.ValidationError(f"Unknown dataset {value!r}.")
-        mine = Dataset.objects.filter(owner=owner)
-        found = mine.filter(name=value).first()
-        if found is None:
-            try:
-                found = mine.filter(id=uuid.UUID(value)).first()
-            except ValueError:
-                found = None
+        found = owner_dataset(owner, value)
         if found is not None:
             return found
         if value.startswith(("s3://", "/")):
@@ -148,7 +142,7 @@ def dataset_errors(attrs: dict, dataset) -> dict:
         errors["model_type"] = [f"cnn needs an image dataset; '{name}' is tabular (use mlp or logreg)."]
     if attrs.get("dataset_size") is not None and not is_synthetic:
         errors["dataset_size"] = ["Only the 'synthetic' dataset takes a size."]
-    return errors
+    return {**errors, **validation_errors(attrs, dataset)}
 
 
 def job_spec_validate(*, owner, data) -> dict:

@@ -79,6 +79,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                     fmt=data.get("format"),
                     label_column=data["label_column"],
                     source=file.name,
+                    image_size=data.get("image_size"),
                 )
             except datasets.DatasetError as exc:
                 return Response({exc.field: [str(exc)]}, status=exc.status)

@@ -3,14 +3,11 @@ an s3:// URI, delete when no running job needs it."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 import stat
 import tempfile
-import unicodedata
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,14 +16,18 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, transaction
 
-from storage_app.builtin_datasets import BUILTIN_DATASETS
+from storage_app.checksums import sha256_of_file
+from storage_app.dataset_names import dataset_name_error
 from storage_app.formats import (
     FORMATS,
+    LABEL_COLUMN_FORMATS,
+    STORED_AS,
     DatasetFormatError,
+    DatasetInfo,
     DatasetTooLarge,
     guess_format,
     idx_members,
-    inspect_file,
+    prepare_file,
     zip_idx_folder,
 )
 from storage_app.models import Dataset
@@ -34,7 +35,7 @@ from storage_app.usage import stored_bytes
 from tensorfleet_site.quotas import limits as quotas
 from storage_app.storages import datasets_storage
 
-EXTENSIONS = {"csv": "csv", "npz": "npz", "idx": "zip"}
+EXTENSIONS = STORED_AS  # a stored dataset's file extension, by format
 PLATFORM_PREFIXES = ("jobs/", "datasets/")
 S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's rules for a new bucket's name
 S3_MAX_KEY_BYTES = 1024
@@ -65,58 +66,19 @@ def dataset_key(sha256: str, fmt: str) -> str:
     return f"datasets/{sha256[:2]}/{sha256}.{EXTENSIONS[fmt]}"
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-NAME_MAX_CHARS = 200  # Dataset.name's max_length
-
-
-def dataset_name_error(name: str) -> str | None:
-    """Why ``name`` cannot name a dataset, or None when it can.
-
-    A job finds its dataset by a built-in name first, then by one of the owner's names,
-    then by id, then as a path or s3:// URI (``jobs.specs``), and strips the reference:
-    a name a job could never reach, or one that would hide an id or a path, is refused.
-    """
-    if not name:
-        return "A dataset needs a name."
-    if name != name.strip():
-        return "A dataset name cannot start or end with spaces."
-    if len(name) > NAME_MAX_CHARS:
-        return f"A dataset name has at most {NAME_MAX_CHARS} characters; this one has {len(name)}."
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        return "A dataset name cannot hold control characters."
-    if name in BUILTIN_DATASETS:
-        return f"{name!r} is the name of a built-in dataset."
-    if name.startswith(("/", "s3://")):
-        return "A dataset name cannot look like a path."
-    try:
-        uuid.UUID(name)
-    except ValueError:
-        return None
-    return "A dataset name cannot look like an id."
-
-
-def dataset_name_from_file(filename: str) -> str:
-    """The name an upload gets when none is given: its file name up to the first dot,
-    cut to fit (it may still be refused by ``dataset_name_error``, a built-in's name)."""
-    return Path(filename).name.split(".")[0].strip()[:NAME_MAX_CHARS].strip() or "dataset"
-
-
-def dataset_create(*, owner, name: str, path: Path, fmt: str | None, label_column: str, source: str = "") -> Dataset:
+def dataset_create(
+    *, owner, name: str, path: Path, fmt: str | None, label_column: str, source: str = "", image_size=None
+) -> Dataset:
     """Check the file at ``path``, store it (once per content) and record it for ``owner``.
-
-    Nothing is left in storage or the database when any check fails.
-    """
+    Image folders are decoded first and the NPZ they decode to is stored (``image_size``:
+    (height, width), or None for the most common size). Nothing is left in storage or the
+    database when any check fails."""
     # The source first: ``path`` may be a temporary file whose random name happens to hold "idx".
-    fmt = fmt or guess_format(source) or guess_format(path.name)
+    fmt = fmt or guess_format(source, path) or guess_format(path.name, path)
     if fmt not in FORMATS:
         raise DatasetError("format", f"cannot tell the format; give one of {', '.join(FORMATS)}")
+    if image_size is not None and fmt != "images":
+        raise DatasetError("image_size", f"image_size is for image folders (format 'images'), not {fmt}")
     problem = dataset_name_error(name)
     if problem:
         raise DatasetError("name", problem)
@@ -128,13 +90,23 @@ def dataset_create(*, owner, name: str, path: Path, fmt: str | None, label_colum
     if Dataset.objects.filter(owner=owner, name=name).exists():
         raise DatasetError("name", f"you already have a dataset named {name!r}")
     quotas.check(owner, "stored_bytes", used=stored_bytes(owner), asked=size, field="file")
-    try:
-        info = inspect_file(path, fmt, label_column)
-    except DatasetTooLarge as exc:
-        raise DatasetError("file", str(exc), 413) from None
-    except DatasetFormatError as exc:
-        raise DatasetError("file", str(exc)) from None
-    sha = _sha256_of(path)
+    with tempfile.TemporaryDirectory(prefix="tf-dataset-") as tmp:
+        try:
+            path, info = prepare_file(path, fmt, label_column, workdir=Path(tmp), image_size=image_size)
+        except DatasetTooLarge as exc:
+            raise DatasetError("file", str(exc), 413) from None
+        except DatasetFormatError as exc:
+            raise DatasetError("file", str(exc)) from None
+        if path.stat().st_size > size:  # decoded images: the quota counts what is stored
+            quotas.check(owner, "stored_bytes", used=stored_bytes(owner), asked=path.stat().st_size, field="file")
+        label_column = label_column if fmt in LABEL_COLUMN_FORMATS else ""
+        return _dataset_store(
+            owner=owner, name=name, fmt=fmt, path=path, info=info, label_column=label_column, source=source
+        )
+
+
+def _dataset_store(*, owner, name: str, fmt: str, path: Path, info: DatasetInfo, label_column: str, source: str):
+    sha = sha256_of_file(path)
     key = dataset_key(sha, fmt)
     storage = datasets_storage()
     stored_here = False
@@ -153,11 +125,12 @@ def dataset_create(*, owner, name: str, path: Path, fmt: str | None, label_colum
                 format=fmt,
                 file=key,
                 sha256=sha,
-                size=size,
+                size=path.stat().st_size,
                 num_samples=info.num_samples,
                 input_shape=list(info.input_shape),
                 num_classes=info.num_classes,
-                label_column=label_column if fmt == "csv" else "",
+                class_names=list(info.class_names),
+                label_column=label_column,
                 source=source.replace("\x00", "")[:1000],
             )
     except IntegrityError:
@@ -377,13 +350,14 @@ def dataset_import(*, owner, uri: str, fmt: str | None = None, label_column: str
     with tempfile.TemporaryDirectory(prefix="tf-import-") as tmp:
         workdir = Path(tmp)
         path, detected = _import_s3(uri, workdir) if uri.startswith("s3://") else _import_local(uri, workdir)
-        fmt = fmt or detected or guess_format(path.name)
-        sha = _sha256_of(path)
-        existing = Dataset.objects.filter(owner=owner, sha256=sha).first()
-        if existing is not None:
-            return existing
+        fmt = fmt or detected or guess_format(path.name, path)
+        sha = sha256_of_file(path)
         stem = os.path.basename(uri.rstrip("/"))[:IMPORT_NAME_CHARS] or "dataset"  # the name column holds 200
         name = f"{stem}-{sha[:8]}"
+        mine = Dataset.objects.filter(owner=owner)  # image folders are stored decoded: found by name and source
+        existing = mine.filter(sha256=sha).first() or mine.filter(name=name, source=uri[:1000]).first()
+        if existing is not None:
+            return existing
         return dataset_create(owner=owner, name=name, path=path, fmt=fmt, label_column=label_column, source=uri)
 
 
@@ -391,7 +365,7 @@ def dataset_delete(*, dataset: Dataset) -> None:
     """Delete the record, and the object when no other record shares its content."""
     with transaction.atomic():
         # jobs.models.JobQuerySet.active, through the relation: no import of the jobs app.
-        if dataset.jobs.active().exists():
+        if dataset.jobs.active().exists() or dataset.validated_jobs.active().exists():
             raise DatasetInUse(f"dataset {dataset.name!r} is used by a queued or running job")
         key, sha = dataset.file.name, dataset.sha256
         dataset.delete()

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
-from storage_app.datasets import NAME_MAX_CHARS, dataset_name_error, dataset_name_from_file
-from storage_app.formats import FORMATS
+from storage_app.dataset_names import NAME_MAX_CHARS, dataset_name_error, dataset_name_from_file
+from storage_app.formats import FORMATS, DatasetFormatError, parse_image_size
 from storage_app.models import Dataset
 from tensorfleet_site.serializers import StrictSerializer
 
@@ -14,8 +14,21 @@ class DatasetUploadSerializer(StrictSerializer):
     name = serializers.CharField(
         max_length=NAME_MAX_CHARS, required=False, help_text="default: the file name up to its first dot"
     )
-    format = serializers.ChoiceField(choices=FORMATS, required=False, help_text="default: from the file name")
-    label_column = serializers.CharField(max_length=200, default="label", help_text="CSV: the column holding labels")
+    format = serializers.ChoiceField(
+        choices=FORMATS,
+        required=False,
+        help_text="default: from the file name (.csv, .npz, .parquet; .tar, .tar.gz or .tgz are image folders; "
+        ".zip is IDX when it holds MNIST's file names, image folders otherwise)",
+    )
+    label_column = serializers.CharField(
+        max_length=200, default="label", help_text="CSV and Parquet: the column holding labels (integers or names)"
+    )
+    image_size = serializers.CharField(
+        max_length=20,
+        required=False,
+        help_text="image folders: the size every image is resized to, a side (32) or WIDTHxHEIGHT (32x32); "
+        "default: the most common size",
+    )
 
     def validate_name(self, value: str) -> str:
         value = value.strip()
@@ -23,6 +36,13 @@ class DatasetUploadSerializer(StrictSerializer):
         if problem:
             raise serializers.ValidationError(problem)
         return value
+
+    def validate_image_size(self, value: str) -> tuple[int, int] | None:
+        """(height, width)."""
+        try:
+            return parse_image_size(value)
+        except DatasetFormatError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def validate(self, attrs):
         """A name from the file name obeys the same rules as a name given."""
@@ -51,6 +71,7 @@ class DatasetSerializer(serializers.ModelSerializer):
             "num_samples",
             "input_shape",
             "num_classes",
+            "class_names",
             "label_column",
             "source",
             "created_at",

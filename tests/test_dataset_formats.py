@@ -26,7 +26,7 @@ def test_csv_shape_and_classes(tmp_path):
         ("a,b,label\n1,2,0\n3,4\n", "line 3: 2 fields"),
         ("a,b,label\n1,x,0\n3,4,1\n", "'b' value 'x' is not a number"),
         ("a,b,label\n1,2,0.5\n3,4,1\n", "label '0.5' is not an integer"),
-        ("a,b,label\n1,2,cat\n", "label 'cat' is not an integer"),
+        ("a,b,label\n1,2,0\n3,4,cat\n", "line 3: label 'cat' is not an integer, but the labels before it are"),
         ("a,b,label\n1,2,-1\n3,4,1\n", "from 0 upwards"),
         ("a,b,klass\n1,2,0\n", "no column named 'label'"),
         ("a,b,label\n1,2,0\n3,4,0\n", "at least two classes"),

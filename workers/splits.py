@@ -19,7 +19,7 @@ from torch import nn
 
 from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_CLASSES, SYNTHETIC_DEFAULT_SIZE, SYNTHETIC_FEATURES
 
-VALIDATION_FRACTION = 0.2
+VALIDATION_FRACTION = 0.2  # the default of a spec's ``validation`` (jobs.validation_sets)
 
 
 @dataclass(frozen=True)
@@ -58,29 +58,53 @@ def _synthetic(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def split_80_20(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, *, standardise: bool) -> Split:
-    """A permutation drawn from ``g``: 80% train, 20% validation. Tabular features on
-    very different scales are standardised by the training split's statistics."""
+def _standardised(x_train: torch.Tensor, x_val: torch.Tensor, standardise: bool):
+    """Tabular features on very different scales, standardised by the training split's statistics."""
+    if not standardise:
+        return x_train, x_val
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
+    return (x_train - mean) / std, (x_val - mean) / std
+
+
+def split_fraction(
+    x: torch.Tensor, y: torch.Tensor, g: torch.Generator, *, standardise: bool, fraction: float = VALIDATION_FRACTION
+) -> Split:
+    """A permutation drawn from ``g``: the first 1 - ``fraction`` of it trains, the rest
+    validates (0.2, the default, is the 80/20 split every job had before it could choose)."""
     perm = torch.randperm(len(x), generator=g)
-    cut = int((1 - VALIDATION_FRACTION) * len(x))
+    cut = int((1 - fraction) * len(x))
+    if not 0 < cut < len(x):
+        raise ValueError(f"a validation fraction of {fraction} leaves nothing to train or validate on of {len(x)}")
     tr, va = perm[:cut], perm[cut:]
-    x_train, x_val = x[tr], x[va]
-    if standardise:
-        mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
-        x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
+    x_train, x_val = _standardised(x[tr], x[va], standardise)
     return Split(x_train.contiguous(), y[tr].contiguous(), x_val.contiguous(), y[va].contiguous())
 
 
-def build_split(name: str, *, seed: int, size: int | None = None) -> Split:
-    """A built-in dataset, split by ``seed``."""
+def split_with(
+    x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, g: torch.Generator, *, standardise: bool
+) -> Split:
+    """All of (x, y) trains, in an order drawn from ``g``; another dataset validates."""
+    if x_val.shape[1:] != x.shape[1:]:
+        raise ValueError(f"validation samples of shape {list(x_val.shape[1:])}; training ones are {list(x.shape[1:])}")
+    perm = torch.randperm(len(x), generator=g)
+    x_train, x_val = _standardised(x[perm], x_val, standardise)
+    return Split(x_train.contiguous(), y[perm].contiguous(), x_val.contiguous(), y_val.contiguous())
+
+
+def _builtin_arrays(name: str, g: torch.Generator, size: int | None) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """A built-in's samples (synthetic ones drawn from ``g``) and whether to standardise them."""
     if name not in BUILTIN_DATASETS:
         raise ValueError(f"unknown dataset {name!r}")
-    g = torch.Generator().manual_seed(seed)
     if name == "synthetic":
-        x, y = _synthetic(size or SYNTHETIC_DEFAULT_SIZE, g)
-        return split_80_20(x, y, g, standardise=False)
-    x, y = _sklearn(name)
-    return split_80_20(x, y, g, standardise=not BUILTIN_DATASETS[name].is_image)
+        return (*_synthetic(size or SYNTHETIC_DEFAULT_SIZE, g), False)
+    return (*_sklearn(name), not BUILTIN_DATASETS[name].is_image)
+
+
+def build_split(name: str, *, seed: int, size: int | None = None, fraction: float = VALIDATION_FRACTION) -> Split:
+    """A built-in dataset, split by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    x, y, standardise = _builtin_arrays(name, g, size)
+    return split_fraction(x, y, g, standardise=standardise, fraction=fraction)
 
 
 _CACHE: OrderedDict[tuple, Split] = OrderedDict()
@@ -102,8 +126,8 @@ def _memoised(key: tuple, build: Callable[[], Split]) -> Split:
     return split
 
 
-def cached_split(name: str, *, seed: int, size: int | None = None) -> Split:
-    return _memoised((name, seed, size), lambda: build_split(name, seed=seed, size=size))
+def cached_split(name: str, *, seed: int, size: int | None = None, fraction: float = VALIDATION_FRACTION) -> Split:
+    return _memoised((name, seed, size, fraction), lambda: build_split(name, seed=seed, size=size, fraction=fraction))
 
 
 def _local_copy(dataset) -> Path:
@@ -127,25 +151,50 @@ def _local_copy(dataset) -> Path:
     return path
 
 
-def uploaded_split(dataset, *, seed: int) -> Split:
-    """An uploaded dataset, split by ``seed`` like the built-ins."""
+def _uploaded_arrays(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     from storage_app.formats import load_file
 
-    def build() -> Split:
-        x, y = load_file(_local_copy(dataset), dataset.format, dataset.label_column or "label")
-        g = torch.Generator().manual_seed(seed)
-        return split_80_20(torch.from_numpy(x.copy()), torch.from_numpy(y.copy()), g, standardise=not dataset.is_image)
+    x, y = load_file(_local_copy(dataset), dataset.format, dataset.label_column or "label")
+    return torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
 
-    return _memoised(("sha256:" + dataset.sha256, seed, dataset.label_column), build)
+
+def uploaded_split(dataset, *, seed: int, fraction: float = VALIDATION_FRACTION) -> Split:
+    """An uploaded dataset, split by ``seed`` like the built-ins."""
+
+    def build() -> Split:
+        x, y = _uploaded_arrays(dataset)
+        g = torch.Generator().manual_seed(seed)
+        return split_fraction(x, y, g, standardise=not dataset.is_image, fraction=fraction)
+
+    return _memoised(("sha256:" + dataset.sha256, seed, dataset.label_column, fraction), build)
+
+
+def _validated_split(job) -> Split:
+    """The job's whole dataset trains, its validation dataset validates."""
+    g = torch.Generator().manual_seed(job.seed)
+    if job.dataset_ref_id:
+        x, y = _uploaded_arrays(job.dataset_ref)
+        standardise = not job.dataset_ref.is_image
+    else:
+        x, y, standardise = _builtin_arrays(job.dataset, g, job.dataset_size)
+    x_val, y_val = _uploaded_arrays(job.validation_ref)
+    return split_with(x, y, x_val, y_val, g, standardise=standardise)
 
 
 def job_split(job) -> Split:
-    """The split a job trains on: a built-in or its uploaded dataset."""
-    if job.dataset_ref_id:
-        return uploaded_split(job.dataset_ref, seed=job.seed)
-    if job.dataset_sha256:
+    """The split a job trains on: a built-in or its uploaded dataset, with the fraction
+    its spec holds out, or the whole of it against its validation dataset."""
+    if job.dataset_sha256 and not job.dataset_ref_id:
         raise ValueError(f"the dataset {job.dataset!r} this job used has been deleted")
-    return cached_split(job.dataset, seed=job.seed, size=job.dataset_size)
+    if job.validation_sha256:
+        if not job.validation_ref_id:
+            raise ValueError("the validation dataset this job used has been deleted")
+        train = ("sha256:" + job.dataset_sha256, job.dataset_ref.label_column) if job.dataset_ref_id else (job.dataset,)
+        key = (*train, job.seed, job.dataset_size, "validation", job.validation_sha256, job.validation_ref.label_column)
+        return _memoised(key, lambda: _validated_split(job))
+    if job.dataset_ref_id:
+        return uploaded_split(job.dataset_ref, seed=job.seed, fraction=job.validation_fraction)
+    return cached_split(job.dataset, seed=job.seed, size=job.dataset_size, fraction=job.validation_fraction)
 
 
 def shard_of(x: torch.Tensor, y: torch.Tensor, shard: int, shards: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -172,7 +172,7 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
     total = sum(samples)
     result = epochs.EpochResult(
         epoch=epoch,
-        checkpoint=checkpoint_bytes(averaged, job.model_config),
+        checkpoint=checkpoint_bytes(averaged, job.model_config, class_names=job.class_names),
         train_loss=sum(float(t.train_loss or 0.0) * n for t, n in zip(tasks, samples, strict=True)) / total,
         val_loss=val_loss,
         val_accuracy=val_accuracy,

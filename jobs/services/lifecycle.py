@@ -19,6 +19,7 @@ from jobs.catalog import RECIPE_FIELDS
 from jobs.models import ACTIVE_STATUSES, Job, Status, Task
 from jobs.services import launch
 from jobs.specs import DatasetImport, SpecInvalid, dataset_errors
+from jobs.validation_sets import DEFAULT_FRACTION, validation_fields
 from storage_app.builtin_datasets import BUILTIN_DATASETS
 from storage_app.datasets import DatasetError, dataset_import
 from storage_app.services import job_objects_delete
@@ -54,6 +55,7 @@ def _dataset_fields(dataset) -> dict:
         "dataset_sha256": dataset.sha256,
         "input_shape": list(dataset.input_shape),
         "num_classes": dataset.num_classes,
+        "class_names": list(dataset.class_names),
     }
 
 
@@ -114,6 +116,7 @@ def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None
             sweep=sweep,
             trial_number=trial_number,
             **{field: spec[field] for field in RECIPE_FIELDS if field in spec},
+            **validation_fields(spec.get("validation", DEFAULT_FRACTION)),
         )
         transaction.on_commit(lambda: launch.job_launch(job.id))
     return job

@@ -38,6 +38,7 @@ class DatasetInfo:
     num_samples: int
     input_shape: tuple[int, ...]
     num_classes: int
+    class_names: tuple[str, ...] = ()  # the labels' names in index order, when the labels are names
 
 
 class Budget:
@@ -68,7 +69,9 @@ class Counted(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._raw.read(len(buffer))
+        # A chunk at a time: a reader asking for a gigabyte at once (tarfile reading a pax
+        # header's declared size) is refused by the budget before it holds more than that.
+        data = self._raw.read(min(len(buffer), CHUNK))
         self._budget.claim(len(data), self._what)
         buffer[: len(data)] = data
         return len(data)
@@ -125,7 +128,7 @@ def check_labels(labels: np.ndarray) -> int:
 # --- zip -------------------------------------------------------------------------------
 
 
-def open_zip(path: Path, refusal: str) -> zipfile.ZipFile:
+def open_zip(path: Path, refusal: str, max_members: int = MAX_ZIP_MEMBERS) -> zipfile.ZipFile:
     """The zip at ``path``, its entry count checked before its central directory is read."""
     with decode_errors(path.name):
         with open(path, "rb") as fh:
@@ -134,9 +137,9 @@ def open_zip(path: Path, refusal: str) -> zipfile.ZipFile:
             end = zipfile._EndRecData(fh)
         if end is None:
             raise DatasetFormatError(refusal)
-        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_ZIP_MEMBERS:
+        if end[zipfile._ECD_ENTRIES_TOTAL] > max_members:
             raise DatasetTooLarge(
-                f"the zip holds {end[zipfile._ECD_ENTRIES_TOTAL]} entries; at most {MAX_ZIP_MEMBERS} are read"
+                f"the zip holds {end[zipfile._ECD_ENTRIES_TOTAL]} entries; at most {max_members} are read"
             )
         try:
             return zipfile.ZipFile(path)
