@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from jobs import selectors
+from jobs.id_prefix import IdPrefixLookupMixin
 from jobs.models import Job, Status, Sweep
 from jobs.services import sweeps
 from jobs.sweep_serializers import (
@@ -27,8 +28,11 @@ class SweepFilter(django_filters.FilterSet):
         fields = ["status"]
 
 
-class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Hyperparameter sweeps of the signed-in user, newest first. Their trials are jobs."""
+class SweepViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Hyperparameter sweeps of the signed-in user, newest first. Their trials are jobs. A sweep's
+    routes take its id or a unique prefix of 8 or more of its characters."""
+
+    id_noun = "sweep"
 
     serializer_class = SweepSerializer
     filterset_class = SweepFilter

@@ -239,3 +239,19 @@ def test_cli_submit_sends_the_api_fields_and_any_other_with_set(capsys):
     }
     out, err = capsys.readouterr()
     assert f"submitted job {JOB_ID}" in out and "warning: no worker" in err
+
+
+def test_cli_watch_finds_a_sweep_by_its_id_too(capsys):
+    sweep = {"id": JOB_ID, "status": "succeeded", "trials": 2, "counts": {"succeeded": 2}, "metric": "val_accuracy"}
+    sweep["best"] = {"trial_number": 2, "job_id": JOB_ID, "metric": 0.96}
+
+    def handler(request):
+        if request.url.path.startswith("/api/v1/jobs/"):
+            return httpx.Response(404, json={"detail": "No job with an id starting 3f2a9c1b."})
+        return httpx.Response(200, json=sweep)
+
+    assert (
+        main(["--url", "http://tf.test", "--token", "t", "watch", "3f2a9c1b"], transport=httpx.MockTransport(handler))
+        == 0
+    )
+    assert f"sweep {JOB_ID} succeeded: best trial 2 (job 3f2a9c1b), val_accuracy 0.9600" in capsys.readouterr().out

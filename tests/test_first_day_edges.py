@@ -116,11 +116,21 @@ def test_an_ambiguous_prefix_is_a_400_listing_the_matches_among_your_own_jobs(ap
     assert api.get(f"/api/v1/jobs/{str(theirs)[:13]}/").status_code == 404
 
 
+@pytest.mark.django_db
+def test_a_sweep_too_is_found_by_a_unique_prefix(api, user):
+    sweep = Sweep.objects.create(owner=user, base={}, space={}, max_trials=1, max_concurrent=1, status="queued")
+    r = api.get(f"/api/v1/sweeps/{str(sweep.id)[:8]}/")
+    assert r.status_code == 200 and r.json()["id"] == str(sweep.id)
+    r = api.post(f"/api/v1/sweeps/{str(sweep.id)[:8]}/cancel")
+    assert r.status_code == 200, r.content
+    assert api.get("/api/v1/sweeps/0000000/").status_code == 404
+
+
 def test_the_schema_stays_valid_and_says_a_job_id_may_be_a_prefix():
     schema = SchemaGenerator().get_schema(request=None, public=True)
     validate_schema(schema)
     for path, operations in schema["paths"].items():
-        if not path.startswith("/api/v1/jobs/{id}"):
+        if not path.startswith(("/api/v1/jobs/{id}", "/api/v1/sweeps/{id}")):
             continue
         for operation in operations.values():
             (param,) = [p for p in operation["parameters"] if p["name"] == "id"]

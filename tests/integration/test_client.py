@@ -107,6 +107,22 @@ def test_lists_pages_quotas_datasets_and_the_registry(tf, settings, tmp_path):
     assert sha256_of(path) == version["sha256"]
 
 
+def test_a_sweep_from_the_client(tf):
+    spec = {
+        "base": {"model_type": "logreg", "dataset": "iris", "epochs": 2, "num_workers": 1},
+        "space": {"learning_rate": {"choice": [0.01, 0.1]}},
+        "search": "grid",
+    }
+    bar = io.StringIO()
+    sweep = tf.wait_sweep(tf.submit_sweep(spec)["id"][:8], poll=0.5, timeout=180, file=bar)
+    assert sweep["status"] == "succeeded" and sweep["counts"]["succeeded"] == 2
+    assert "2/2" in bar.getvalue() and "best val_accuracy" in bar.getvalue()
+    trials = tf.trials(sweep)
+    assert sorted(t["params"]["learning_rate"] for t in trials) == [0.01, 0.1]
+    assert sweep["best"]["job_id"] in {t["job_id"] for t in trials}
+    assert {j["id"] for j in tf.jobs(sweep=sweep["id"])} == {t["job_id"] for t in trials}
+
+
 # The command line, from a virtualenv holding only the client -------------------------------
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tensorfleet_client.client import FINAL, Client
-from tensorfleet_client.errors import ClientError, TensorFleetError, errors_line
+from tensorfleet_client.errors import ClientError, NotFound, TensorFleetError, errors_line
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 2}
 EXIT_ERROR = 1
@@ -149,8 +149,15 @@ def cmd_submit_sweep(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_watch(client: Client, args: argparse.Namespace) -> int:
-    kind = "sweep" if args.sweep else "job"
-    ident = client.sweep(args.id)["id"] if args.sweep else client.job(args.id)["id"]
+    if args.sweep:
+        return _follow(client, "sweep", client.sweep(args.id)["id"])
+    try:
+        kind, ident = "job", client.job(args.id)["id"]
+    except NotFound:  # not a job's id: a sweep's?
+        try:
+            kind, ident = "sweep", client.sweep(args.id)["id"]
+        except NotFound:
+            raise Failure(f"no job or sweep of yours with an id starting {args.id}") from None
     return _follow(client, kind, ident)
 
 

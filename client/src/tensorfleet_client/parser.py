@@ -62,9 +62,9 @@ def build_parser(handlers: ModuleType) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=handlers.cmd_submit_sweep)
 
-    p = sub.add_parser("watch", parents=[common], help="follow a job with a progress bar until it ends")
-    p.add_argument("id")
-    p.add_argument("--sweep", action="store_true", help="the id is a sweep's")
+    p = sub.add_parser("watch", parents=[common], help="follow a job or a sweep with a progress bar until it ends")
+    p.add_argument("id", help="a job's or a sweep's id, or a unique prefix of 8 or more characters")
+    p.add_argument("--sweep", action="store_true", help="the id is a sweep's (found either way)")
     p.set_defaults(handler=handlers.cmd_watch)
 
     p = sub.add_parser("status", parents=[common], help="show one job")
