@@ -139,7 +139,31 @@ class TaskSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def class_labels(job: Job) -> list[str]:
+    """The job's class names in index order (its dataset's), else the indices as text."""
+    names = job.class_names or []
+    if len(names) == job.num_classes:
+        return [str(name) for name in names]
+    return [str(index) for index in range(job.num_classes)]
+
+
+class ConfusionMatrixSerializer(serializers.Serializer):
+    classes = serializers.ListField(child=serializers.CharField(), help_text="class names, index order")
+    rows = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="rows[true][predicted]: validation samples of class `true` predicted as class `predicted`",
+    )
+
+
 class EpochMetricSerializer(serializers.ModelSerializer):
+    """One epoch's numbers. The validation metrics are null on an epoch the job's
+    ``eval_every`` skipped; the confusion matrix is kept for up to 100 classes."""
+
+    per_class_accuracy = serializers.SerializerMethodField(
+        help_text="class name -> accuracy on that class's validation samples (null: none in the split)"
+    )
+    confusion_matrix = serializers.SerializerMethodField()
+
     class Meta:
         model = EpochMetric
         fields = [
@@ -147,12 +171,27 @@ class EpochMetricSerializer(serializers.ModelSerializer):
             "train_loss",
             "val_loss",
             "val_accuracy",
+            "top5_accuracy",
+            "per_class_accuracy",
+            "confusion_matrix",
             "samples",
             "samples_per_s",
             "duration_s",
             "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.DictField(child=serializers.FloatField(allow_null=True), allow_null=True))
+    def get_per_class_accuracy(self, metric: EpochMetric) -> dict | None:
+        if metric.per_class_accuracy is None:
+            return None
+        return dict(zip(class_labels(metric.job), metric.per_class_accuracy, strict=False))
+
+    @extend_schema_field(ConfusionMatrixSerializer(allow_null=True))
+    def get_confusion_matrix(self, metric: EpochMetric) -> dict | None:
+        if metric.confusion_matrix is None:
+            return None
+        return {"classes": class_labels(metric.job), "rows": metric.confusion_matrix}
 
 
 class CheckpointSerializer(serializers.ModelSerializer):

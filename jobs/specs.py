@@ -123,10 +123,11 @@ class JobCreateSerializer(StrictSerializer):
         )
 
     def validate(self, attrs):
+        errors = recipe_errors(attrs)
         if not isinstance(attrs["dataset"], DatasetImport):  # an import is checked once imported
-            errors = dataset_errors(attrs, attrs["dataset"])
-            if errors:
-                raise serializers.ValidationError(errors)
+            errors = {**dataset_errors(attrs, attrs["dataset"]), **errors}
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
 
@@ -142,7 +143,26 @@ def dataset_errors(attrs: dict, dataset) -> dict:
         errors["model_type"] = [f"cnn needs an image dataset; '{name}' is tabular (use mlp or logreg)."]
     if attrs.get("dataset_size") is not None and not is_synthetic:
         errors["dataset_size"] = ["Only the 'synthetic' dataset takes a size."]
+    if attrs.get("augment") and not is_image:
+        errors["augment"] = [f"augment (random crop and flip) needs an image dataset; '{name}' is tabular."]
     return {**errors, **validation_errors(attrs, dataset)}
+
+
+def recipe_errors(attrs: dict) -> dict:
+    """The training recipe's rules across fields (each field checks its own range)."""
+    errors = {}
+    if attrs.get("nesterov") and (attrs.get("optimizer") != "sgd" or not attrs.get("momentum")):
+        errors["nesterov"] = ["Nesterov momentum needs optimizer 'sgd' with a momentum above 0."]
+    warmup, epochs = attrs.get("warmup_epochs") or 0, attrs.get("epochs") or 0
+    if warmup and warmup >= epochs:
+        errors["warmup_epochs"] = [f"warmup_epochs ({warmup}) must be fewer than epochs ({epochs})."]
+    gpu_queues = settings.TENSORFLEET_GPU_QUEUES
+    if attrs.get("precision") == "fp16" and attrs.get("queue") not in gpu_queues:
+        errors["precision"] = [
+            f"fp16 trains on a GPU only, and queue '{attrs.get('queue')}' is not a GPU queue "
+            f"({', '.join(gpu_queues) or 'none is configured'}): use bf16 or fp32, or a GPU queue."
+        ]
+    return errors
 
 
 def job_spec_validate(*, owner, data) -> dict:

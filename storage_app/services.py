@@ -29,11 +29,11 @@ def checkpoint_save(*, job, epoch: int, kind: str, data: bytes, val_accuracy: fl
 
 def checkpoints_to_keep(checkpoints: list[Checkpoint], keep_last: int) -> set[int]:
     """IDs kept by retention: the last ``keep_last`` epoch checkpoints, the best one
-    (highest validation accuracy, earliest on a tie) and every final one."""
+    (highest validation accuracy, earliest on a tie) and every final one. A checkpoint
+    without a validation accuracy is of an epoch the job's ``eval_every`` skipped (the
+    accuracy is known when a checkpoint is saved): it is kept while among the last."""
     epochs = sorted((c for c in checkpoints if c.kind == Checkpoint.Kind.EPOCH), key=lambda c: c.epoch)
     keep = {c.id for c in epochs[-keep_last:]} if keep_last > 0 else set()
-    # Not evaluated yet (its epoch is still being recorded): it may turn out to be the best.
-    keep |= {c.id for c in epochs if c.val_accuracy is None}
     scored = [c for c in epochs if c.val_accuracy is not None]
     if scored:
         keep.add(max(scored, key=lambda c: (c.val_accuracy, -c.epoch)).id)

@@ -300,6 +300,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # --- Training
 TENSORFLEET_QUEUES = env_list("TENSORFLEET_QUEUES", ["cpu", "gpu"])
 CELERY_TASK_DEFAULT_QUEUE = TENSORFLEET_QUEUES[0]
+TENSORFLEET_GPU_QUEUES = env_list("TENSORFLEET_GPU_QUEUES", ["gpu"])  # workers with a CUDA GPU: fp16 jobs
 TENSORFLEET_MAX_SHARDS = env_int("TENSORFLEET_MAX_SHARDS", 64)
 TENSORFLEET_MAX_EPOCHS = env_int("TENSORFLEET_MAX_EPOCHS", 1000)
 # Limits on a sweep's spec: trials (a grid without `trials` counts its points), fields

@@ -18,14 +18,20 @@ from storage_app.models import Checkpoint
 from workers.averaging import weighted_average
 from workers.devices import configure_determinism, default_threads, select_device, set_threads
 from workers.errors import Diverged, ShardsPending
+from workers.evaluation import Evaluation, evaluate_model
 from workers.splits import job_split, shard_of
 from workers.training import (
     LossNotFinite,
+    Recipe,
     TrainingStopped,
-    evaluate,
+    augment_images,
+    augment_seed,
+    autocast_dtype,
     finite_name,
     first_non_finite,
+    grad_scaler,
     make_optimizer,
+    make_scheduler,
     shard_generator,
     train_epoch,
 )
@@ -93,13 +99,17 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
     """The training itself; returns the new weights, or None when the job stopped it."""
     started = time.monotonic()
     device = _prepare(job)
+    autocast = autocast_dtype(job.precision, device)  # fp16 on a CPU-only worker: a user error, before any work
     split = job_split(job)
     x, y = shard_of(split.x_train, split.y_train, shard, job.num_workers)
+    if job.augment:  # on the CPU copy, from (seed, epoch, shard) alone
+        x = augment_images(x, seed=augment_seed(job.seed, epoch, shard))
     x, y = x.to(device), y.to(device)
     model = _starting_model(job, epoch).to(device)
-    optimizer = make_optimizer(job.optimizer, model.parameters(), lr=job.learning_rate, momentum=job.momentum)
-    if epoch > 1:
-        optimizer_from_bytes(optimizer, blob_read(shard_optimizer_key(job.id, epoch - 1, shard)))
+    optimizer, recipe = _shard_recipe(job, model, device, autocast=autocast, samples=len(x))
+    if epoch > 1:  # the optimiser, its LR schedule and loss scaler continue where the shard's last epoch left them
+        saved = blob_read(shard_optimizer_key(job.id, epoch - 1, shard))
+        optimizer_from_bytes(optimizer, saved, scheduler=recipe.scheduler, scaler=recipe.scaler)
 
     def should_stop() -> bool:  # doubles as the heartbeat the reconciler watches
         return not claims.task_heartbeat(claim=claim)
@@ -112,6 +122,7 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
             y,
             batch_size=job.batch_size,
             generator=shard_generator(job.seed, epoch, shard),
+            recipe=recipe,
             should_stop=should_stop,
             check_every_s=settings.TENSORFLEET_CANCEL_CHECK_SECONDS,
         )
@@ -125,7 +136,8 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
     if bad is not None:  # a last step can blow the weights up with the loss still finite
         raise Diverged(f"weights became non-finite ({bad}) at epoch {epoch}, shard {shard}")
     key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(state))
-    blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_to_bytes(optimizer))
+    optimizer_state = optimizer_to_bytes(optimizer, scheduler=recipe.scheduler, scaler=recipe.scaler)
+    blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_state)
     recorded = claims.task_complete(
         claim=claim,
         output_key=key,
@@ -139,10 +151,66 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
     return state
 
 
+def _shard_recipe(job: Job, model, device, *, autocast, samples: int) -> tuple[torch.optim.Optimizer, Recipe]:
+    """The job's optimiser and the rest of its recipe, for a shard of ``samples`` samples.
+    The LR schedule spans every optimiser step of the job (each epoch takes the same
+    number of steps on a shard); its state travels with the optimiser's."""
+    optimizer = make_optimizer(
+        job.optimizer,
+        model.parameters(),
+        lr=job.learning_rate,
+        momentum=job.momentum,
+        weight_decay=job.weight_decay,
+        nesterov=job.nesterov,
+    )
+    scheduler = make_scheduler(
+        optimizer,
+        schedule=job.lr_schedule,
+        lr=job.learning_rate,
+        epochs=job.epochs,
+        warmup_epochs=job.warmup_epochs,
+        steps_per_epoch=math.ceil(samples / job.batch_size),
+    )
+    recipe = Recipe(
+        label_smoothing=job.label_smoothing,
+        grad_clip_norm=job.grad_clip_norm,
+        scheduler=scheduler,
+        autocast=autocast,
+        scaler=grad_scaler(job.precision, device),
+    )
+    return optimizer, recipe
+
+
+def _evaluation(job: Job, model: torch.nn.Module, device: torch.device, epoch: int) -> Evaluation | None:
+    """The averaged weights' validation metrics, on the epochs the job evaluates (every
+    ``eval_every``, the last, a sweep's rungs: ``epochs.epoch_evaluates`` says); None on the others."""
+    if not epochs.epoch_evaluates(job=job, epoch=epoch):
+        return None
+    split = job_split(job)
+    x_val, y_val = split.x_val.to(device), split.y_val.to(device)
+    evaluation = evaluate_model(model.to(device), x_val, y_val, num_classes=job.num_classes)
+    if not math.isfinite(evaluation.loss):
+        raise Diverged(f"validation loss became {finite_name(evaluation.loss)} at epoch {epoch}")
+    return evaluation
+
+
+def _evaluation_fields(evaluation: Evaluation | None) -> dict:
+    """An evaluation as ``epochs.EpochResult`` fields; none for an epoch not evaluated."""
+    if evaluation is None:
+        return {}
+    return {
+        "val_loss": evaluation.loss,
+        "val_accuracy": evaluation.accuracy,
+        "top5_accuracy": evaluation.top5_accuracy,
+        "per_class_accuracy": evaluation.per_class_accuracy,
+        "confusion_matrix": evaluation.confusion_matrix,
+    }
+
+
 def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None) -> dict:
-    """Average the epoch's shard weights and evaluate them, hand the result to
-    ``jobs.services.epochs.epoch_finished`` (which stores it and decides what follows),
-    then delete the shard files it folded in.
+    """Average the epoch's shard weights and evaluate them (on the epochs the job
+    evaluates), hand the result to ``jobs.services.epochs.epoch_finished`` (which
+    stores it and decides what follows), then delete the shard files it folded in.
 
     A duplicate of this step (a redelivery) is harmless: the epoch is recorded once.
     """
@@ -165,19 +233,15 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
         raise Diverged(f"the averaged weights became non-finite ({bad}) at epoch {epoch}")
     model = build_model(job.model_type, job.input_shape, job.num_classes)
     model.load_state_dict(averaged)
-    split = job_split(job)
-    val_loss, val_accuracy = evaluate(model.to(device), split.x_val.to(device), split.y_val.to(device))
-    if not math.isfinite(val_loss):
-        raise Diverged(f"validation loss became {finite_name(val_loss)} at epoch {epoch}")
+    evaluation = _evaluation(job, model, device, epoch)
     total = sum(samples)
     result = epochs.EpochResult(
         epoch=epoch,
         checkpoint=checkpoint_bytes(averaged, job.model_config, class_names=job.class_names),
         train_loss=sum(float(t.train_loss or 0.0) * n for t, n in zip(tasks, samples, strict=True)) / total,
-        val_loss=val_loss,
-        val_accuracy=val_accuracy,
         samples=total,
         duration_s=(timezone.now() - min(t.started_at or timezone.now() for t in tasks)).total_seconds(),
+        **_evaluation_fields(evaluation),
     )
     try:
         epochs.epoch_finished(job=job, result=result)
@@ -191,4 +255,4 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
         blob_delete(t.output_key)
         if epoch > 1:
             blob_delete(shard_optimizer_key(job.id, epoch - 1, t.shard))
-    return {"epoch": epoch, "val_accuracy": val_accuracy}
+    return {"epoch": epoch, "val_accuracy": result.val_accuracy}

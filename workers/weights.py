@@ -14,11 +14,14 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from workers.zoo import build_model
 
 CONFIG_KEY = "tensorfleet.model"
 OPTIMIZER_GROUPS_KEY = "tensorfleet.param_groups"
+SCHEDULER_KEY = "tensorfleet.lr_scheduler"
+SCALER_KEY = "tensorfleet.grad_scaler"
 
 
 def sha256_hex(data: bytes) -> str:
@@ -69,7 +72,15 @@ def load_checkpoint(data: bytes, map_location: str | torch.device = "cpu") -> nn
     return model.to(map_location).eval()
 
 
-def optimizer_to_bytes(optimizer: torch.optim.Optimizer) -> bytes:
+def optimizer_to_bytes(
+    optimizer: torch.optim.Optimizer,
+    *,
+    scheduler: LRScheduler | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> bytes:
+    """The optimiser's state as safetensors: its tensors as tensors, its param groups, the
+    LR scheduler's state and the fp16 loss scaler's state as JSON metadata (numbers,
+    strings and lists only: JSON keeps a float's every bit, and nothing is pickled)."""
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     for index, slots in sd["state"].items():
@@ -78,13 +89,33 @@ def optimizer_to_bytes(optimizer: torch.optim.Optimizer) -> bytes:
                 tensors[f"state.{index}.{name}"] = value
             elif value is not None:
                 tensors[f"state.{index}.{name}"] = torch.tensor(value)
-    return state_to_bytes(tensors, {OPTIMIZER_GROUPS_KEY: json.dumps(sd["param_groups"])})
+    metadata = {OPTIMIZER_GROUPS_KEY: json.dumps(sd["param_groups"])}
+    if scheduler is not None:
+        metadata[SCHEDULER_KEY] = json.dumps(scheduler.state_dict())
+    if scaler is not None:
+        metadata[SCALER_KEY] = json.dumps(scaler.state_dict())
+    return state_to_bytes(tensors, metadata)
 
 
-def optimizer_from_bytes(optimizer: torch.optim.Optimizer, data: bytes) -> None:
-    groups = json.loads(read_metadata(data)[OPTIMIZER_GROUPS_KEY])
+def optimizer_from_bytes(
+    optimizer: torch.optim.Optimizer,
+    data: bytes,
+    *,
+    scheduler: LRScheduler | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    """Load what ``optimizer_to_bytes`` saved into freshly built objects of the same kind,
+    so that training continues exactly where it stopped (the scheduler at its step)."""
+    metadata = read_metadata(data)
+    groups = json.loads(metadata[OPTIMIZER_GROUPS_KEY])
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in bytes_to_state(data).items():
         _, index, name = key.split(".", 2)
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+    for obj, key, what in ((scheduler, SCHEDULER_KEY, "LR schedule"), (scaler, SCALER_KEY, "fp16 loss scaler")):
+        if obj is None:
+            continue
+        if key not in metadata:
+            raise ValueError(f"the saved optimiser state has no {what} state to continue from")
+        obj.load_state_dict(json.loads(metadata[key]))

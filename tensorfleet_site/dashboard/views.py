@@ -31,6 +31,7 @@ from jobs.serializers import (
     EpochMetricSerializer,
     JobSerializer,
     TaskSerializer,
+    class_labels,
 )
 from jobs.services import lifecycle
 from jobs.specs import JobCreateSerializer, SpecInvalid, job_spec_validate, spec_fields
@@ -42,6 +43,9 @@ from tensorfleet_site.quotas.limits import QuotaExceeded
 RECENT_JOBS = 10
 JOBS_PER_PAGE = 50
 MAX_COMPARED = 8
+MAX_CONFUSION_SHOWN = 20  # classes; a bigger matrix is in the API (/metrics) only
+MAX_CLASSES_SHOWN = 100  # rows of the per-class accuracy table
+PER_CLASS_FIELDS = ("per_class_accuracy", "confusion_matrix")  # shown in their own tables, not in the chart data
 
 
 def render(request, template: str, context: dict, status: int = 200):
@@ -110,10 +114,38 @@ def _task_grid(job: Job) -> list[dict]:
     return [{"epoch": epoch, "tasks": tasks} for epoch, tasks in sorted(rows.items())]
 
 
+def _class_metrics(job: Job) -> dict | None:
+    """Per-class accuracy and the confusion matrix of the job's last evaluated epoch, as
+    table rows (classes by name when the dataset has names); None before any evaluation."""
+    metric = job.epoch_metrics.filter(per_class_accuracy__isnull=False).order_by("-epoch").first()
+    if metric is None:
+        return None
+    names = class_labels(job)
+    matrix = metric.confusion_matrix
+    support = [sum(row) for row in matrix] if matrix else [None] * len(names)
+    rows = [
+        {"name": name, "accuracy": accuracy, "support": count}
+        for name, accuracy, count in zip(names, metric.per_class_accuracy, support, strict=False)
+    ]
+    confusion = None
+    if matrix and len(names) <= MAX_CONFUSION_SHOWN:
+        confusion = {"classes": names, "rows": [{"name": n, "counts": r} for n, r in zip(names, matrix, strict=False)]}
+    return {
+        "epoch": metric.epoch,
+        "top5_accuracy": metric.top5_accuracy,
+        "rows": rows[:MAX_CLASSES_SHOWN],
+        "more": max(0, len(rows) - MAX_CLASSES_SHOWN),
+        "confusion": confusion,
+    }
+
+
 @login_required
 def job_detail(request, job_id):
     job = _job_for(request, job_id)
-    metrics = EpochMetricSerializer(job.epoch_metrics.all(), many=True).data
+    metrics = [
+        {k: v for k, v in m.items() if k not in PER_CLASS_FIELDS}
+        for m in EpochMetricSerializer(job.epoch_metrics.all(), many=True).data
+    ]
     checkpoints = CheckpointSerializer(job.checkpoints.all(), many=True, context={"request": request}).data
     spec = {
         field: getattr(job, field)
@@ -125,6 +157,7 @@ def job_detail(request, job_id):
         "job": job,
         "data": JobSerializer(job, context={"request": request}).data,
         "metrics": metrics,
+        "class_metrics": _class_metrics(job),
         "grid": _task_grid(job),
         "checkpoints": checkpoints,
         "spec": {"dataset": job.dataset, **spec, "input_shape": job.input_shape, "num_classes": job.num_classes},
@@ -238,7 +271,9 @@ def compare(request):
     series = [
         {
             "label": job.name or f"{job.model_type}/{job.dataset} {str(job.id)[:8]}",
-            "points": [{"x": m.epoch, "y": m.val_accuracy} for m in job.epoch_metrics.all()],
+            "points": [  # an epoch eval_every skipped has no validation accuracy: no point
+                {"x": m.epoch, "y": m.val_accuracy} for m in job.epoch_metrics.all() if m.val_accuracy is not None
+            ],
         }
         for job in jobs
     ]

@@ -76,8 +76,8 @@
       }
     });
   }
-  function points(metrics, key) {
-    return metrics.map(function (m) { return { x: m.epoch, y: m[key] }; });
+  function points(metrics, key) {  // an epoch eval_every skipped has no validation metrics: no point
+    return metrics.filter(function (m) { return m[key] != null; }).map(function (m) { return { x: m.epoch, y: m[key] }; });
   }
 
   function job(opts) {
