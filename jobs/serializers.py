@@ -73,6 +73,7 @@ class JobSerializer(serializers.ModelSerializer):
             "precision",
             "eval_every",
             "early_stopping",
+            "init_from",
             "class_names",
             "stop_reason",
             "input_shape",

@@ -14,6 +14,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PRECISIONS
+from jobs.init_from import init_from_model_error, init_from_resolve
 from jobs.validation_sets import ValidationField, owner_dataset, validation_errors
 from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_MAX_SIZE
 from tensorfleet_site.serializers import StrictSerializer
@@ -101,6 +102,13 @@ class JobCreateSerializer(StrictSerializer):
         help_text="evaluate every k epochs and at the last",
     )
     early_stopping = EarlyStoppingSpec(required=False, allow_null=True, default=None)
+    init_from = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='start epoch 1 from {"job": "<id>", "checkpoint": "final" | "best" | <epoch>} or '
+        '{"weights": "<id or name>"} (/api/v1/weights); a different class count re-initialises the head',
+    )
     validation = ValidationField()
 
     def validate_dataset(self, value: str):
@@ -122,12 +130,22 @@ class JobCreateSerializer(StrictSerializer):
             f"Unknown dataset {value!r}: not a built-in ({', '.join(sorted(BUILTIN_DATASETS))}) nor one of yours."
         )
 
+    def validate_init_from(self, value):
+        owner = self.context.get("owner")
+        return init_from_resolve(owner=owner() if callable(owner) else owner, value=value)
+
     def validate(self, attrs):
         errors = recipe_errors(attrs)
         if not isinstance(attrs["dataset"], DatasetImport):  # an import is checked once imported
             errors = {**dataset_errors(attrs, attrs["dataset"]), **errors}
         if errors:
             raise serializers.ValidationError(errors)
+        if attrs.get("init_from") is not None:  # the source's model, then the reference the job stores
+            source = attrs["init_from"]
+            problem = init_from_model_error(source, model_type=attrs["model_type"], model_args=attrs.get("model_args"))
+            if problem:
+                raise serializers.ValidationError({"init_from": [problem]})
+            attrs["init_from"] = source.reference
         return attrs
 
 

@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from storage_app.models import Checkpoint, Dataset
+from storage_app.models import Checkpoint, Dataset, Weights
+from storage_app.weights import WeightsInUse, weights_delete
 
 
 @admin.register(Checkpoint)
@@ -23,3 +24,25 @@ class DatasetAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # uploaded through the API or `manage.py upload_dataset`
+
+
+@admin.register(Weights)
+class WeightsAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "size", "sha256", "created_at"]
+    search_fields = ["name", "owner__username", "sha256"]
+    readonly_fields = [f.name for f in Weights._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # uploaded through the API
+
+    def delete_model(self, request, obj):
+        """Through the service: refused while a queued or running job starts from them,
+        and the stored object goes when no other record shares it."""
+        try:
+            weights_delete(weights=obj)
+        except WeightsInUse as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for weights in queryset:
+            self.delete_model(request, weights)

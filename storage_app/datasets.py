@@ -36,7 +36,7 @@ from tensorfleet_site.quotas import limits as quotas
 from storage_app.storages import datasets_storage
 
 EXTENSIONS = STORED_AS  # a stored dataset's file extension, by format
-PLATFORM_PREFIXES = ("jobs/", "datasets/")
+PLATFORM_PREFIXES = ("jobs/", "datasets/", "weights/")
 S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's rules for a new bucket's name
 S3_MAX_KEY_BYTES = 1024
 S3_REASONS = {

@@ -5,7 +5,9 @@ from rest_framework import serializers
 
 from storage_app.dataset_names import NAME_MAX_CHARS, dataset_name_error, dataset_name_from_file
 from storage_app.formats import FORMATS, DatasetFormatError, parse_image_size
-from storage_app.models import Dataset
+from storage_app.models import Dataset, Weights
+from storage_app.weights import NAME_MAX_CHARS as WEIGHTS_NAME_MAX_CHARS
+from storage_app.weights import weights_name_error, weights_name_from_file
 from tensorfleet_site.serializers import StrictSerializer
 
 
@@ -83,3 +85,62 @@ class DatasetSerializer(serializers.ModelSerializer):
         path = reverse("dataset-download", kwargs={"pk": dataset.id})
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
+
+
+class WeightsUploadSerializer(StrictSerializer):
+    file = serializers.FileField(allow_empty_file=True, help_text="a .safetensors file")
+    name = serializers.CharField(
+        max_length=WEIGHTS_NAME_MAX_CHARS, required=False, help_text="default: the file name up to its first dot"
+    )
+
+    def validate_name(self, value: str) -> str:
+        value = value.strip()
+        problem = weights_name_error(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate(self, attrs):
+        """A name from the file name obeys the same rules as a name given."""
+        if not attrs.get("name"):
+            derived = weights_name_from_file(attrs["file"].name or "")
+            problem = weights_name_error(derived)
+            if problem:
+                raise serializers.ValidationError(
+                    {"name": [f"{problem} (It comes from the file name; give a name in 'name'.)"]}
+                )
+            attrs["name"] = derived
+        return attrs
+
+
+class WeightsSerializer(serializers.ModelSerializer):
+    """Weights in a list: what they are, without their tensors."""
+
+    num_tensors = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Weights
+        fields = ["id", "name", "sha256", "size", "num_tensors", "created_at", "download_url"]
+        read_only_fields = fields
+
+    def get_num_tensors(self, weights: Weights) -> int:
+        return len(weights.tensors)
+
+    def get_download_url(self, weights: Weights) -> str:
+        path = reverse("weights-download", kwargs={"pk": weights.id})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class WeightsDetailSerializer(WeightsSerializer):
+    """One upload, with each tensor's dtype and shape and the file's metadata."""
+
+    tensors = serializers.DictField(
+        child=serializers.ListField(), help_text="tensor name -> [dtype, shape], from the file's header"
+    )
+    metadata = serializers.DictField(child=serializers.CharField(), help_text="the file's safetensors metadata")
+
+    class Meta(WeightsSerializer.Meta):
+        fields = [*WeightsSerializer.Meta.fields, "tensors", "metadata"]
+        read_only_fields = fields

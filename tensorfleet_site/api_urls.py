@@ -8,6 +8,7 @@ from jobs.schedules.apis import ScheduleViewSet
 from jobs.webhooks.apis import WebhookViewSet
 from jobs.sweep_apis import SweepViewSet
 from storage_app.apis import DatasetViewSet
+from storage_app.weights_apis import WeightsViewSet
 
 
 class OptionalSlashRouter(DefaultRouter):
@@ -22,6 +23,7 @@ router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("weights", WeightsViewSet, basename="weights")
 router.register("models", RegisteredModelViewSet, basename="registered-model")
 router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("schedules", ScheduleViewSet, basename="schedule")

@@ -18,6 +18,7 @@ from storage_app.models import Checkpoint
 from workers.averaging import weighted_average
 from workers.devices import configure_determinism, default_threads, select_device, set_threads
 from workers.errors import Diverged, ShardsPending
+from workers.init_weights import init_weights_apply
 from workers.evaluation import Evaluation, evaluate_model
 from workers.splits import job_split, shard_of
 from workers.training import (
@@ -49,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 def _starting_model(job: Job, epoch: int) -> torch.nn.Module:
     """Epoch 1 starts from the seeded initial weights, epoch e from epoch e-1's checkpoint."""
-    if epoch == 1:
-        return initial_model(job.model_type, job.input_shape, job.num_classes, seed=job.seed)
+    if epoch == 1:  # from the job's init_from weights, when it has some (the head seeded on a new class count)
+        return init_weights_apply(job, initial_model(job.model_type, job.input_shape, job.num_classes, seed=job.seed))
     checkpoint = Checkpoint.objects.get(job=job, epoch=epoch - 1, kind=Checkpoint.Kind.EPOCH)
     model = build_model(job.model_type, job.input_shape, job.num_classes)
     model.load_state_dict(bytes_to_state(blob_read(checkpoint.file.name)))

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from jobs import orchestration, pending_messages, selectors, signals
 from jobs.catalog import RECIPE_FIELDS
+from jobs.init_from import init_from_lock
 from jobs.models import ACTIVE_STATUSES, Job, Status, Task
 from jobs.services import launch
 from jobs.specs import DatasetImport, SpecInvalid, dataset_errors
@@ -96,6 +97,9 @@ def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None
         dataset = spec["dataset"]
         if isinstance(dataset, DatasetImport):
             dataset = _dataset_import(owner=owner, spec=spec, uri=dataset.uri)
+        gone = init_from_lock(spec.get("init_from"))  # the source stays until this commits
+        if gone:
+            raise SpecInvalid({"init_from": [gone]})
         job = Job.objects.create(
             owner=owner,
             name=spec.get("name", ""),
@@ -116,6 +120,7 @@ def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None
             sweep=sweep,
             trial_number=trial_number,
             **{field: spec[field] for field in RECIPE_FIELDS if field in spec},
+            init_from=spec.get("init_from"),
             **validation_fields(spec.get("validation", DEFAULT_FRACTION)),
         )
         transaction.on_commit(lambda: launch.job_launch(job.id))

@@ -25,6 +25,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from jobs import asha, signals
+from jobs.init_from import init_from_spec
 from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Sweep
 from jobs.search_space import parse_space, trial_point
 from jobs.services import lifecycle
@@ -67,6 +68,7 @@ def trial_validate(*, owner, data: dict) -> dict:
 def trial_spec(job: Job) -> dict:
     """A job's spec as the jobs API takes it: resubmit it to train the trial again on its own."""
     spec = {f: getattr(job, f) for f in spec_fields() if f != "dataset_size"}
+    spec["init_from"] = init_from_spec(job.init_from)  # the source as the spec names it, not the stored reference
     if job.dataset_size is not None:
         spec["dataset_size"] = job.dataset_size
     return spec
