@@ -193,7 +193,12 @@ class Job(models.Model):
 
     @property
     def model_config(self) -> dict:
-        return {"model_type": self.model_type, "input_shape": list(self.input_shape), "num_classes": self.num_classes}
+        """What the checkpoints' metadata says of the model (``workers.weights.model_config``):
+        ``model_args`` only when the job gave some, so a job without keeps its bytes."""
+        config = {"model_type": self.model_type, "input_shape": list(self.input_shape), "num_classes": self.num_classes}
+        if self.model_args:
+            config["model_args"] = dict(self.model_args)
+        return config
 
 
 class Task(models.Model):
@@ -227,19 +232,6 @@ class Task(models.Model):
         return f"job {self.job_id} epoch {self.epoch} shard {self.shard}"
 
 
-class EpochMetric(models.Model):
-    """What one epoch gave, written once by the aggregate step."""
-
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="epoch_metrics")
-    epoch = models.PositiveIntegerField()
-    train_loss = models.FloatField()
-    val_loss = models.FloatField(null=True, blank=True, help_text="empty for an epoch eval_every skipped")
-    val_accuracy = models.FloatField(null=True, blank=True)
-    top5_accuracy = models.FloatField(null=True, blank=True, help_text="with more than 10 classes")
-    per_class_accuracy = models.JSONField(null=True, blank=True)
-    confusion_matrix = models.JSONField(null=True, blank=True, help_text="rows: true class, columns: predicted")
-    samples = models.PositiveIntegerField()
-    samples_per_s = models.FloatField()
 class TaskLog(models.Model):
     """The log lines of one shard's task or one epoch's aggregate: its start, progress at
     the heartbeat's cadence, warnings and the error, the last ``TENSORFLEET_TASK_LOG_LINES``
@@ -268,6 +260,19 @@ class TaskLog(models.Model):
         return f"job {self.job_id} epoch {self.epoch} {self.kind} {self.shard}"
 
 
+class EpochMetric(models.Model):
+    """What one epoch gave, written once by the aggregate step."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="epoch_metrics")
+    epoch = models.PositiveIntegerField()
+    train_loss = models.FloatField()
+    val_loss = models.FloatField(null=True, blank=True, help_text="empty for an epoch eval_every skipped")
+    val_accuracy = models.FloatField(null=True, blank=True)
+    top5_accuracy = models.FloatField(null=True, blank=True, help_text="with more than 10 classes")
+    per_class_accuracy = models.JSONField(null=True, blank=True)
+    confusion_matrix = models.JSONField(null=True, blank=True, help_text="rows: true class, columns: predicted")
+    samples = models.PositiveIntegerField()
+    samples_per_s = models.FloatField()
     duration_s = models.FloatField(help_text="first shard started to aggregate done")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -287,6 +292,7 @@ class Sweep(models.Model):
     class Search(models.TextChoices):
         GRID = "grid", "grid"
         RANDOM = "random", "random"
+        TPE = "tpe", "tpe (Optuna's tree-structured Parzen estimator)"
 
     class Mode(models.TextChoices):
         MAX = "max", "max"
@@ -300,13 +306,15 @@ class Sweep(models.Model):
     base = models.JSONField(default=dict, help_text="job fields every trial shares")
     space = models.JSONField(help_text="field -> choice, uniform, log_uniform, int_uniform or a fixed value")
     search = models.CharField(max_length=16, choices=Search.choices, default=Search.RANDOM)
-        TPE = "tpe", "tpe (Optuna's tree-structured Parzen estimator)"
     max_trials = models.PositiveIntegerField(help_text="trial budget")
     max_concurrent = models.PositiveIntegerField(help_text="trials queued or running at once, at most")
     metric = models.CharField(max_length=32, default="val_accuracy")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.MAX)
     early_stopping = models.JSONField(null=True, blank=True, help_text='e.g. {"type": "asha", ...}; null: none')
     seed = models.BigIntegerField(default=0, help_text="seeds the sampling of the trials")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="sweeps")
+    note = models.TextField(blank=True, max_length=10000)
 
     # Where it stands.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
@@ -320,9 +328,6 @@ class Sweep(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps")
-    tags = models.ManyToManyField(Tag, blank=True, related_name="sweeps")
-    note = models.TextField(blank=True, max_length=10000)
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["status"])]
 
