@@ -96,6 +96,9 @@ class Job(models.Model):
         "storage_app.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
     )
     dataset_sha256 = models.CharField(max_length=64, blank=True, help_text="content of an uploaded dataset")
+    dataset_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="the uploaded dataset's version it trained on (its newest at submission)"
+    )
     dataset_size = models.PositiveIntegerField(null=True, blank=True, help_text="samples, for synthetic data")
     num_workers = models.PositiveIntegerField(help_text="data shards trained in parallel each epoch")
     epochs = models.PositiveIntegerField()

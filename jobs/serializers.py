@@ -51,6 +51,7 @@ class JobSerializer(serializers.ModelSerializer):
             "dataset",
             "dataset_id",
             "dataset_sha256",
+            "dataset_version",
             "dataset_size",
             "num_workers",
             "epochs",

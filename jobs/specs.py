@@ -17,6 +17,7 @@ from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PRECISIONS
 from jobs.init_from import init_from_model_error, init_from_resolve
 from jobs.validation_sets import ValidationField, owner_dataset, validation_errors
 from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_MAX_SIZE
+from storage_app.datasets import DatasetError, dataset_by_name
 from tensorfleet_site.serializers import StrictSerializer
 
 
@@ -112,7 +113,8 @@ class JobCreateSerializer(StrictSerializer):
     validation = ValidationField()
 
     def validate_dataset(self, value: str):
-        """A built-in name, or one of the owner's datasets (by id or name), or a path/URI to import."""
+        """A built-in name, or one of the owner's datasets (by name: its newest version, or
+        ``name@3``; or by id), or a path/URI to import."""
         value = value.strip()
         if value in BUILTIN_DATASETS:
             return value
@@ -121,7 +123,10 @@ class JobCreateSerializer(StrictSerializer):
             owner = owner()
         if owner is None:
             raise serializers.ValidationError(f"Unknown dataset {value!r}.")
-        found = owner_dataset(owner, value)
+        try:  # by name (its newest version, or name@3), then by id
+            found = dataset_by_name(owner, value) or owner_dataset(owner, value)
+        except DatasetError as exc:
+            raise serializers.ValidationError(str(exc)) from None
         if found is not None:
             return found
         if value.startswith(("s3://", "/")):

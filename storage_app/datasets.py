@@ -13,11 +13,13 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 
 from storage_app.checksums import sha256_of_file
-from storage_app.dataset_names import dataset_name_error
+from storage_app.dataset_names import dataset_name_error, dataset_reference
 from storage_app.formats import (
     FORMATS,
     LABEL_COLUMN_FORMATS,
@@ -87,8 +89,6 @@ def dataset_create(
         raise DatasetError(
             "file", f"the file is {size} bytes; the limit is {settings.TENSORFLEET_MAX_DATASET_BYTES}", 413
         )
-    if Dataset.objects.filter(owner=owner, name=name).exists():
-        raise DatasetError("name", f"you already have a dataset named {name!r}")
     quotas.check(owner, "stored_bytes", used=stored_bytes(owner), asked=size, field="file")
     with tempfile.TemporaryDirectory(prefix="tf-dataset-") as tmp:
         try:
@@ -119,9 +119,14 @@ def _dataset_store(*, owner, name: str, fmt: str, path: Path, info: DatasetInfo,
         stored_here = True
     try:
         with transaction.atomic():
+            # A name the owner has gets its next version; the owner's row is locked so
+            # that two uploads of one name at once number 2 and 3, not 2 and 2.
+            get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+            newest = Dataset.objects.filter(owner=owner, name=name).aggregate(n=Max("version"))["n"] or 0
             return Dataset.objects.create(
                 owner=owner,
                 name=name,
+                version=newest + 1,
                 format=fmt,
                 file=key,
                 sha256=sha,
@@ -136,7 +141,7 @@ def _dataset_store(*, owner, name: str, fmt: str, path: Path, info: DatasetInfo,
     except IntegrityError:
         if stored_here and not Dataset.objects.filter(sha256=sha).exists():
             storage.delete(key)
-        raise DatasetError("name", f"you already have a dataset named {name!r}") from None
+        raise DatasetError("name", f"another upload of {name!r} took its version number; send it again") from None
     except Exception:
         if stored_here and not Dataset.objects.filter(sha256=sha).exists():
             storage.delete(key)
@@ -359,6 +364,21 @@ def dataset_import(*, owner, uri: str, fmt: str | None = None, label_column: str
         if existing is not None:
             return existing
         return dataset_create(owner=owner, name=name, path=path, fmt=fmt, label_column=label_column, source=uri)
+
+
+def dataset_by_name(owner, value: str) -> Dataset | None:
+    """One of ``owner``'s datasets by name: ``name`` is its newest version, ``name@3``
+    version 3; None when there is no such name. A version that does not exist is a
+    DatasetError saying which versions do."""
+    name, version = dataset_reference(value)
+    named = Dataset.objects.filter(owner=owner, name=name)
+    if version is None:
+        return named.order_by("-version").first()
+    found = named.filter(version=version).first()
+    if found is None and named.exists():
+        versions = sorted(named.values_list("version", flat=True))
+        raise DatasetError("dataset", f"{name!r} has no version {version}; it has {', '.join(map(str, versions))}")
+    return found
 
 
 def dataset_delete(*, dataset: Dataset) -> None:

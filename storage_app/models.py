@@ -41,7 +41,9 @@ class Checkpoint(models.Model):
 
 
 class Dataset(models.Model):
-    """A user's dataset: one file in storage, content-addressed by its sha256."""
+    """A user's dataset: one file in storage, content-addressed by its sha256. Uploading
+    under a name the owner has makes the next version of it (``version``); a job naming
+    the dataset takes the newest, ``name@3`` names version 3."""
 
     class Format(models.TextChoices):
         CSV = "csv", "CSV with a label column"
@@ -53,6 +55,7 @@ class Dataset(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField(default=1, help_text="1, 2, ... per owner and name")
     format = models.CharField(max_length=8, choices=Format.choices)
     file = models.FileField(storage=datasets_storage, max_length=500)
     sha256 = models.CharField(max_length=64, db_index=True)
@@ -67,10 +70,12 @@ class Dataset(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="dataset_unique_owner_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name", "version"], name="dataset_unique_owner_name_version")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.format}, {self.num_samples} samples)"
+        return f"{self.name}@{self.version} ({self.format}, {self.num_samples} samples)"
 
     @property
     def is_image(self) -> bool:

@@ -67,6 +67,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "version",
             "format",
             "sha256",
             "size",

@@ -56,7 +56,9 @@ def test_same_bytes_twice_store_one_object(api, user, local_storage, csv_bytes):
     assert upload(api, csv_bytes, name="b").status_code == 201
     assert len(stored_files(local_storage)) == 1
     assert Dataset.objects.filter(owner=user).count() == 2
-    assert upload(api, csv_bytes, name="a").status_code == 400  # the name is taken
+    again = upload(api, csv_bytes, name="a")  # a name taken: its next version, the same object
+    assert again.status_code == 201 and again.data["version"] == 2
+    assert len(stored_files(local_storage)) == 1
 
 
 @pytest.mark.parametrize(

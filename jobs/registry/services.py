@@ -121,7 +121,7 @@ def _lineage(job: Job, checkpoint: Checkpoint) -> dict:
         "dataset_ref": dataset.id if dataset else None,
         "dataset_name": job.dataset,
         "dataset_sha256": job.dataset_sha256,
-        "dataset_version": getattr(dataset, "version", None),
+        "dataset_version": job.dataset_version,
         "metrics": selectors.epoch_metrics(job, checkpoint.epoch),
         "class_names": list(job.class_names or (dataset.class_names if dataset else [])),
         "model_config": {**job.model_config, "model_args": job.model_args},

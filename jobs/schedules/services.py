@@ -111,9 +111,7 @@ def _run_start(schedule: Schedule, number: int, trigger: str) -> ScheduleRun:
             ScheduleRun.objects.create(**base, status=refused, detail=str(exc), finished_at=timezone.now())
         )
     logger.info("schedule %s run %s: job %s", schedule.id, number, job.id)
-    return ScheduleRun.objects.create(
-        **base, job=job, job_uuid=job.id, dataset_version=getattr(job, "dataset_version", None)
-    )
+    return ScheduleRun.objects.create(**base, job=job, job_uuid=job.id, dataset_version=job.dataset_version)
 
 
 def schedule_run(*, schedule_id, trigger: str = "beat") -> ScheduleRun | None:

@@ -54,6 +54,7 @@ def _dataset_fields(dataset) -> dict:
         "dataset": dataset.name,
         "dataset_ref": dataset,
         "dataset_sha256": dataset.sha256,
+        "dataset_version": dataset.version,
         "input_shape": list(dataset.input_shape),
         "num_classes": dataset.num_classes,
         "class_names": list(dataset.class_names),

@@ -37,7 +37,7 @@ def job_data(job: Job) -> dict:
             "model_type": job.model_type,
             "dataset": job.dataset,
             "dataset_sha256": job.dataset_sha256,
-            "dataset_version": getattr(job, "dataset_version", None),
+            "dataset_version": job.dataset_version,
             "epochs": job.epochs,
             "completed_epochs": job.completed_epochs,
             "val_accuracy": job.val_accuracy,
