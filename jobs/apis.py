@@ -6,22 +6,28 @@ from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from jobs import selectors
-from jobs.filters import JobFilter
+from jobs.filters import JOB_ORDERING, JobFilter
 from jobs.id_prefix import IdPrefixLookupMixin
+from jobs.models import TaskLog
+from jobs.project_serializers import OrganiseSerializer
 from jobs.serializers import (
     CheckpointSerializer,
     EpochMetricSerializer,
     JobCreatedSerializer,
     JobCreateSerializer,
     JobSerializer,
+    TaskLogSerializer,
     TaskSerializer,
 )
-from jobs.services import lifecycle
-from jobs.specs import SpecInvalid, job_spec_validate
+from jobs.services import lifecycle, projects
+from jobs.specs import SpecInvalid, job_spec_validate, spec_fields
+from tensorfleet_site.filtering import StrictFilterBackend, StrictOrderingFilter
+
+READ_ONLY = OpenApiResponse(description="read-only member of the job's project")
 
 
 class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -30,9 +36,19 @@ class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveMode
 
     serializer_class = JobSerializer
     filterset_class = JobFilter
+    filter_backends = [StrictFilterBackend, StrictOrderingFilter]
+    ordering_fields = JOB_ORDERING
+    ordering = ["-created_at"]
 
     def get_queryset(self):
-        return selectors.jobs_visible_to(self.request.user).select_related("owner")
+        return selectors.jobs_visible_to(self.request.user).select_related("owner", "project").prefetch_related("tags")
+
+    def _to_change(self):
+        """The job, when the user may change it (``selectors.job_may_change``); a reader: 403."""
+        job = self.get_object()
+        if not selectors.job_may_change(self.request.user, job):
+            raise PermissionDenied("You have read-only access to this job's project.")
+        return job
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobCreatedSerializer})
     def create(self, request):
@@ -49,12 +65,13 @@ class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveMode
     @extend_schema(
         responses={
             204: None,
+            403: READ_ONLY,
             404: OpenApiResponse(description="no such job (or deleted meanwhile)"),
             409: OpenApiResponse(description="job still queued or running"),
         }
     )
     def destroy(self, request, pk=None):
-        job = self.get_object()
+        job = self._to_change()
         try:
             lifecycle.job_delete(job=job)
         except lifecycle.JobNotFinished as exc:
@@ -67,13 +84,14 @@ class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveMode
         request=None,
         responses={
             200: JobSerializer,
+            403: READ_ONLY,
             404: OpenApiResponse(description="no such job (or deleted meanwhile)"),
             409: OpenApiResponse(description="job already ended"),
         },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        job = self.get_object()
+        job = self._to_change()
         try:
             job = lifecycle.job_cancel(job=job)
         except lifecycle.JobNotActive as exc:
@@ -86,6 +104,7 @@ class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveMode
         request=None,
         responses={
             202: JobSerializer,
+            403: READ_ONLY,
             404: OpenApiResponse(description="no such job (or deleted meanwhile)"),
             409: OpenApiResponse(description="not resumable: still active, every epoch done, or it diverged"),
         },
@@ -95,7 +114,7 @@ class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveMode
         """Continue a cancelled or failed job from its last completed epoch's checkpoint.
         A job that diverged (error_class "diverged") is refused: the same spec would
         diverge again."""
-        job = self.get_object()
+        job = self._to_change()
         try:
             lifecycle.job_resume(job=job)
         except lifecycle.JobNotResumable as exc:
@@ -109,12 +128,64 @@ class JobViewSet(IdPrefixLookupMixin, mixins.ListModelMixin, mixins.RetrieveMode
             JobSerializer(resumed, context=self.get_serializer_context()).data, status=status.HTTP_202_ACCEPTED
         )
 
+    @extend_schema(request=OrganiseSerializer, responses={200: JobSerializer, 403: READ_ONLY})
+    def partial_update(self, request, pk=None):
+        """Change the job's project, tags and/or note; the rest of a job is fixed at submission."""
+        job = self._to_change()
+        context = {"owner": request.user, "spec_fields": spec_fields()}
+        changes = OrganiseSerializer(data=request.data, context=context)
+        changes.is_valid(raise_exception=True)
+        projects.job_organise(job=job, changes=changes.validated_data)
+        return Response(JobSerializer(self.get_queryset().get(id=job.id), context=self.get_serializer_context()).data)
+
+    @extend_schema(responses=TaskLogSerializer)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"tasks/(?P<task_id>[0-9]+)/log",
+        url_name="task-log",
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def task_log(self, request, pk=None, task_id=None):
+        """A shard's log lines: its start, progress at the heartbeat, warnings, how it ended."""
+        job = self.get_object()
+        task = job.tasks.filter(id=task_id).first()
+        if task is None:
+            raise Http404("no such task in this job")
+        log = selectors.task_log_of(job, epoch=task.epoch, kind=TaskLog.Kind.SHARD, shard=task.shard)
+        return Response(TaskLogSerializer(log).data)
+
+    @extend_schema(responses=TaskLogSerializer)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"epochs/(?P<epoch>[0-9]+)/aggregate/log",
+        url_name="aggregate-log",
+        pagination_class=None,
+        filterset_class=None,
+    )
+    def aggregate_log(self, request, pk=None, epoch=None):
+        """An epoch's aggregate's log lines (averaging, evaluation, how it ended)."""
+        job = self.get_object()
+        if not 1 <= int(epoch) <= job.epochs:
+            raise Http404(f"the job has epochs 1 to {job.epochs}")
+        return Response(TaskLogSerializer(selectors.task_log_of(job, epoch=int(epoch), kind="aggregate")).data)
+
+    @extend_schema(responses=TaskLogSerializer(many=True))
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def logs(self, request, pk=None):
+        """Every stored log of the job, by epoch, then the aggregate after its shards."""
+        job = self.get_object()
+        page = self.paginate_queryset(job.task_logs.order_by("epoch", "-kind", "shard"))
+        return self.get_paginated_response(TaskLogSerializer(page, many=True).data)
+
     @extend_schema(responses=TaskSerializer(many=True))
     @action(detail=True, methods=["get"])
     def tasks(self, request, pk=None):
         job = self.get_object()
         page = self.paginate_queryset(job.tasks.all())
-        data = TaskSerializer(page, many=True).data
+        data = TaskSerializer(page, many=True, context=self.get_serializer_context()).data
         return self.get_paginated_response(data)
 
     @extend_schema(responses=EpochMetricSerializer(many=True))

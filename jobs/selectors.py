@@ -7,32 +7,87 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from jobs.failure_classes import RESUME_WILL_NOT_HELP
-from jobs.models import EpochMetric, Job, Status, Sweep, Task
+from jobs.models import EpochMetric, Job, Project, ProjectMember, Status, Sweep, Task, TaskLog
 from storage_app.models import Checkpoint
 
 
+def projects_visible_to(user) -> QuerySet[Project]:
+    """Projects the user owns or is a member of (either role)."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    member_of = ProjectMember.objects.filter(user=user).values("project_id")
+    return Project.objects.filter(Q(owner=user) | Q(id__in=member_of))
+
+
+def projects_writable_by(user) -> QuerySet[Project]:
+    """Projects the user may submit into and whose jobs and sweeps they may change:
+    their own, and those they are a ``write`` member of."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    writer_of = ProjectMember.objects.filter(user=user, role=ProjectMember.Role.WRITE).values("project_id")
+    return Project.objects.filter(Q(owner=user) | Q(id__in=writer_of))
+
+
 def jobs_visible_to(user) -> QuerySet[Job]:
-    """The API's rule: owners see their own jobs only (staff too)."""
+    """The API's rule: a user sees their own jobs and the jobs of the projects they own or
+    are a member of (read or write). Staff see their own too (the dashboard oversees all)."""
     if not user.is_authenticated:
         return Job.objects.none()
-    return Job.objects.filter(owner=user)
+    return Job.objects.filter(Q(owner=user) | Q(project__in=projects_visible_to(user).values("id")))
+
+
+def jobs_writable_by(user) -> QuerySet[Job]:
+    """Jobs the user may cancel, resume, delete and edit: their own, and those of the
+    projects they own or are a ``write`` member of. A job visible but not here is a 403."""
+    if not user.is_authenticated:
+        return Job.objects.none()
+    return Job.objects.filter(Q(owner=user) | Q(project__in=projects_writable_by(user).values("id")))
+
+
+def job_may_change(user, job: Job) -> bool:
+    """Whether the user may cancel, resume, delete or edit a job they can see: a writer
+    (``jobs_writable_by``), or staff, who oversee every job. The API answers 403 to a
+    reader, and the dashboard hides and refuses the buttons with this same rule."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or jobs_writable_by(user).filter(id=job.id).exists()
 
 
 def jobs_overseen_by(user) -> QuerySet[Job]:
-    """The dashboard's and the overview's rule: staff oversee every job, everyone else their own."""
+    """The dashboard's and the overview's rule: staff oversee every job, everyone else what they see."""
     if user.is_authenticated and user.is_staff:
         return Job.objects.all()
     return jobs_visible_to(user)
 
 
 def sweeps_visible_to(user) -> QuerySet[Sweep]:
-    """Owners see their own sweeps only."""
+    """Owners see their own sweeps, and members the sweeps of their projects."""
     if not user.is_authenticated:
         return Sweep.objects.none()
-    return Sweep.objects.filter(owner=user)
+    return Sweep.objects.filter(Q(owner=user) | Q(project__in=projects_visible_to(user).values("id")))
+
+
+def sweep_may_change(user, sweep: Sweep) -> bool:
+    """Whether the user may cancel and edit the sweep: its owner, a writer of its project, staff."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or (
+        Sweep.objects.filter(id=sweep.id)
+        .filter(Q(owner=user) | Q(project__in=projects_writable_by(user).values("id")))
+        .exists()
+    )
+
+
+def project_role(user, project: Project) -> str | None:
+    """``owner``, ``write``, ``read``, or None when the user has no access."""
+    if not user.is_authenticated:
+        return None
+    if project.owner_id == user.pk:
+        return "owner"
+    return ProjectMember.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
 def trials_of(sweep: Sweep) -> QuerySet[Job]:
@@ -55,6 +110,12 @@ def job_resume_refusal(job: Job) -> str | None:
 
 def job_is_resumable(job: Job) -> bool:
     return job_resume_refusal(job) is None
+
+
+def task_log_of(job: Job, *, epoch: int, kind: str, shard: int = 0) -> TaskLog:
+    """A shard's or an aggregate's log; an empty one (not stored) before it has a line."""
+    found = TaskLog.objects.filter(job=job, epoch=epoch, kind=kind, shard=shard).first()
+    return found or TaskLog(job=job, epoch=epoch, kind=kind, shard=shard, text="", lines=0, dropped=0)
 
 
 def checkpoint_for_download(job: Job, checkpoint_id) -> Checkpoint | None:

@@ -7,7 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import queue_consumers
-from jobs.models import EpochMetric, Job, Task
+from jobs.models import EpochMetric, Job, Task, TaskLog
+from jobs.projects import TagsField
 from jobs.specs import JobCreateSerializer  # noqa: F401 - the API's request schema
 from storage_app.models import Checkpoint
 from tensorfleet_site.serializers import StrictSerializer  # noqa: F401 - re-exported for the apps' APIs
@@ -32,6 +33,9 @@ class JobSerializer(serializers.ModelSerializer):
         help_text="why a queued or running job is not being trained, e.g. \"waiting: no worker consumes queue 'gpu'\"; "
         "null when nothing is known to hold it"
     )
+    project = serializers.UUIDField(source="project_id", read_only=True, allow_null=True)
+    project_name = serializers.SerializerMethodField()
+    tags = TagsField(read_only=True)
 
     class Meta:
         model = Job
@@ -88,8 +92,15 @@ class JobSerializer(serializers.ModelSerializer):
             "waiting_reason",
             "sweep",
             "trial_number",
+            "project",
+            "project_name",
+            "tags",
+            "note",
         ]
         read_only_fields = fields
+
+    def get_project_name(self, job: Job) -> str | None:
+        return job.project.name if job.project is not None else None
 
     @extend_schema_field(JobMetricsSerializer)
     def get_metrics(self, job: Job) -> dict:
@@ -122,9 +133,12 @@ class JobCreatedSerializer(JobSerializer):
 
 
 class TaskSerializer(serializers.ModelSerializer):
+    log_url = serializers.SerializerMethodField(help_text="the shard's log lines (GET)")
+
     class Meta:
         model = Task
         fields = [
+            "id",
             "epoch",
             "shard",
             "status",
@@ -137,7 +151,23 @@ class TaskSerializer(serializers.ModelSerializer):
             "train_loss",
             "error",
             "error_class",
+            "log_url",
         ]
+        read_only_fields = fields
+
+    def get_log_url(self, task: Task) -> str:
+        path = reverse("job-task-log", kwargs={"pk": task.job_id, "task_id": task.id})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class TaskLogSerializer(serializers.ModelSerializer):
+    """A shard's or an aggregate's log: its last lines, oldest first, one per line of ``text``
+    (``<UTC time> <LEVEL> <message>``); ``dropped`` older lines went past the size cap."""
+
+    class Meta:
+        model = TaskLog
+        fields = ["epoch", "kind", "shard", "text", "lines", "dropped", "updated_at"]
         read_only_fields = fields
 
 

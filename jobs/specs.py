@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PRECISIONS
 from jobs.init_from import init_from_model_error, init_from_resolve
+from jobs.projects import ProjectField, TagsField, note_field
 from jobs.validation_sets import ValidationField, owner_dataset, validation_errors
 from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_MAX_SIZE
 from storage_app.datasets import DatasetError, dataset_by_name
@@ -111,6 +112,11 @@ class JobCreateSerializer(StrictSerializer):
         '{"weights": "<id or name>"} (/api/v1/weights); a different class count re-initialises the head',
     )
     validation = ValidationField()
+
+    # Organising (jobs/projects.py); PATCH /jobs/<id> changes these three only.
+    project = ProjectField(required=False, allow_null=True, default=None)
+    tags = TagsField(required=False, default=list)
+    note = note_field()
 
     def validate_dataset(self, value: str):
         """A built-in name, or one of the owner's datasets (by name: its newest version, or

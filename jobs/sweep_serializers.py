@@ -16,19 +16,29 @@ two are refused in 0.07 s and the third takes 0.03 s.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.fields import get_error_detail
 
 from jobs.models import Job, Status, Sweep
-from jobs.search_space import CONTINUOUS, SpaceError, grid_check, grid_size, parse_space, trial_point, value_key
+from jobs.projects import ProjectField, TagsField, note_field
+from jobs.search_space import SpaceError, grid_check, grid_size, trial_point, value_key
 from jobs.serializers import CheckpointSerializer, JobCreateSerializer, StrictSerializer
 from jobs.services import sweeps
+from jobs.sweep_checks import (
+    UNSEEN,
+    combinations_check,
+    dataset_ref,
+    error_messages,
+    field_value,
+    space_parsed,
+    values_check,
+)
+from tensorfleet_site.serializers import unknown_field_message
 
 MAX_CONCURRENT = 256
 NOT_SEARCHABLE = ("name",)  # trials are named after their sweep
+ORGANISE = ("project", "tags", "note")  # the sweep's own; its trials take its project and tags
 
 
 class EarlyStoppingSerializer(StrictSerializer):
@@ -60,6 +70,9 @@ class SweepCreateSerializer(StrictSerializer):
     )
     early_stopping = EarlyStoppingSerializer(required=False, allow_null=True, default=None)
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0, help_text="seeds the sampling")
+    project = ProjectField(required=False, allow_null=True, default=None, help_text="its trials go there too")
+    tags = TagsField(required=False, default=list, help_text="the sweep's and its trials' tags")
+    note = note_field()
 
     def validate_trials(self, value: int) -> int:
         limit = settings.TENSORFLEET_MAX_SWEEP_TRIALS  # read here too: the field's bound is fixed at import
@@ -68,14 +81,16 @@ class SweepCreateSerializer(StrictSerializer):
         return value
 
     def validate_space(self, value: dict) -> dict:
-        params = _parsed(value)
+        params = space_parsed(value)
         job_fields = JobCreateSerializer().fields
         errors = {}
         for field, param in params.items():
             if field not in job_fields:
-                errors[field] = [self.unknown_field_message(field, job_fields)]
+                errors[field] = [unknown_field_message(field, job_fields)]
             elif field in NOT_SEARCHABLE:
                 errors[field] = ["Not a hyperparameter: trials are named after the sweep."]
+            elif field in ORGANISE:
+                errors[field] = [f"Not a hyperparameter: give {field} on the sweep; its trials take it."]
             elif param.kind in ("uniform", "log_uniform") and isinstance(job_fields[field], serializers.IntegerField):
                 errors[field] = [f"{field} takes integers: use int_uniform or choice."]
         if errors:
@@ -85,8 +100,16 @@ class SweepCreateSerializer(StrictSerializer):
     def validate(self, attrs):
         owner = self.context.get("owner")
         base, space = dict(attrs.get("base") or {}), dict(attrs["space"])
-        params = _parsed(space)
+        params = space_parsed(space)
         given = set(base) | ({"dataset"} if "dataset_path" in base else set())
+        if given & set(ORGANISE):
+            raise serializers.ValidationError(
+                {
+                    "base": {
+                        f: [f"Give {f} on the sweep itself; its trials take it."] for f in sorted(given & set(ORGANISE))
+                    }
+                }
+            )
         both = sorted(set(params) & given)
         if both:
             raise serializers.ValidationError(
@@ -111,7 +134,7 @@ class SweepCreateSerializer(StrictSerializer):
                 )
             trials = size
         elif trials is None:
-            raise serializers.ValidationError({"trials": ["This field is required for random search."]})
+            raise serializers.ValidationError({"trials": [f"This field is required for {attrs['search']} search."]})
 
         job = JobCreateSerializer(context={"owner": owner})
         base, space, reference, values = self._check_fields(job, base, space, params)
@@ -133,7 +156,7 @@ class SweepCreateSerializer(StrictSerializer):
 
     def _check_fields(self, job, base: dict, space: dict, params: dict) -> tuple[dict, dict, dict, dict]:
         """Validate the base with every searched field at its first value, then each value
-        (``_check_values``) and each value across fields (``_check_combinations``): the cost is
+        (``values_check``) and each value across fields (``combinations_check``): the cost is
         the values written, not the trials. Returns base and space with datasets resolved to
         ids, the reference spec and each field's validated values by ``value_key``."""
         first = {field: param.extremes()[0] for field, param in params.items()}
@@ -145,7 +168,7 @@ class SweepCreateSerializer(StrictSerializer):
                 where[field].append(message)
 
         def note_base(exc: serializers.ValidationError) -> None:
-            for field, messages in _errors(exc).items():
+            for field, messages in error_messages(exc).items():
                 if field not in params:  # a searched field's trouble is reported by its own probes below
                     for m in messages:
                         note(base_errors, field, m)
@@ -159,16 +182,16 @@ class SweepCreateSerializer(StrictSerializer):
         if base_errors:
             raise serializers.ValidationError({"base": base_errors})
 
-        values = _check_values(job, params, note, space_errors)
+        values = values_check(job, params, note, space_errors)
         if reference is None:  # every field's value is valid on its own, so the base's fields were not
             raise serializers.ValidationError({"base": ["Not a valid job spec."]})
-        _check_combinations(job, params, reference, values, note, space_errors)
+        combinations_check(job, params, reference, values, note, space_errors)
 
         if "dataset" in base or "dataset_path" in base:
             given = base.pop("dataset_path", None) or base.get("dataset")
-            base["dataset"] = _dataset_ref(reference["dataset"], given)
+            base["dataset"] = dataset_ref(reference["dataset"], given)
         if "dataset" in params and params["dataset"].kind in ("choice", "fixed"):
-            refs = [_dataset_ref(values["dataset"][value_key(v)], v) for v in params["dataset"].values]
+            refs = [dataset_ref(values["dataset"][value_key(v)], v) for v in params["dataset"].values]
             space["dataset"] = {"choice": refs} if params["dataset"].kind == "choice" else refs[0]
         return base, space, reference, values
 
@@ -183,66 +206,17 @@ class SweepCreateSerializer(StrictSerializer):
             point = trial_point(params, search=search, seed=seed, index=index)
             spec = dict(reference)
             for field, value in point.items():
-                known = values[field].get(value_key(value), _UNSEEN)
-                spec[field] = known if known is not _UNSEEN else _field_value(job, field, value)
+                known = values[field].get(value_key(value), UNSEEN)
+                spec[field] = known if known is not UNSEEN else field_value(job, field, value)
             try:
                 job.validate(spec)
             except serializers.ValidationError as exc:
-                reason = "; ".join(f"{f}: {' '.join(m)}" for f, m in _errors(exc).items())
+                reason = "; ".join(f"{f}: {' '.join(m)}" for f, m in error_messages(exc).items())
                 raise serializers.ValidationError(
                     {"space": [f"Trial {index + 1} {point} is not a valid job: {reason}"]}
                 ) from None
             longest = max(longest, spec["epochs"])
         return longest
-
-
-_UNSEEN = object()
-
-
-def _parsed(space: dict) -> dict:
-    try:
-        return parse_space(
-            space,
-            max_params=settings.TENSORFLEET_MAX_SWEEP_PARAMS,
-            max_values=settings.TENSORFLEET_MAX_SWEEP_CHOICES,
-        )
-    except SpaceError as exc:
-        raise serializers.ValidationError(exc.errors) from None
-
-
-def _field_value(job, field: str, value):
-    """``value`` checked by the job field's own rules and its ``validate_<field>`` method,
-    as DRF's ``to_internal_value`` does for one field; ValidationError keyed by the field."""
-    try:
-        value = job.fields[field].run_validation(value)
-        method = getattr(job, f"validate_{field}", None)
-        return method(value) if method else value
-    except serializers.ValidationError as exc:
-        raise serializers.ValidationError({field: exc.detail}) from None
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError({field: get_error_detail(exc)}) from None
-
-
-def _errors(exc: serializers.ValidationError) -> dict[str, list[str]]:
-    """A ValidationError's messages by field (a bare message under non_field_errors)."""
-    detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-    return {
-        field: [str(m) for m in (messages if isinstance(messages, list) else [messages])]
-        for field, messages in detail.items()
-    }
-
-
-def _shown(param, i: int, value) -> str:
-    if param.kind in CONTINUOUS:
-        return f"{'low' if i == 0 else 'high'} {value!r}"
-    return repr(value)
-
-
-def _dataset_ref(resolved, given):
-    """A user's dataset by its id, so trials find it without importing it again; a built-in
-    (or a path still to import) as given."""
-    ref = getattr(resolved, "id", None)
-    return str(ref) if ref is not None else given
 
 
 class SweepTrialSerializer(serializers.ModelSerializer):
@@ -295,6 +269,8 @@ class SweepBestSerializer(serializers.Serializer):
 class SweepSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="sweep-detail")
     owner = serializers.CharField(source="owner.get_username", read_only=True)
+    project = serializers.UUIDField(source="project_id", read_only=True, allow_null=True)
+    tags = TagsField(read_only=True)
     trials = serializers.IntegerField(source="max_trials", read_only=True, help_text="the trial budget")
     counts = serializers.SerializerMethodField(help_text="trials by status; pending: not started yet")
     best = serializers.SerializerMethodField()
@@ -316,6 +292,9 @@ class SweepSerializer(serializers.ModelSerializer):
             "mode",
             "early_stopping",
             "seed",
+            "project",
+            "tags",
+            "note",
             "counts",
             "best",
             "error",
@@ -362,39 +341,3 @@ class SweepDetailSerializer(SweepSerializer):
     def get_trial_jobs(self, sweep: Sweep):
         trials = Job.objects.filter(sweep=sweep).select_related("sweep").order_by("trial_number")
         return SweepTrialSerializer(trials, many=True, context=self.context).data
-
-
-def _check_values(job, params: dict, note, space_errors: dict) -> dict[str, dict]:
-    """Each distinct value of each searched field, once, against its job field's rules."""
-    values: dict[str, dict] = {}
-    for field, param in params.items():
-        mine = values[field] = {}
-        for i, value in enumerate(param.extremes()):
-            key = value_key(value)
-            if key in mine:
-                continue  # validated once, however often it is listed
-            try:
-                mine[key] = _field_value(job, field, value)
-            except serializers.ValidationError as exc:
-                for m in _errors(exc).get(field, []):
-                    note(space_errors, field, f"{_shown(param, i, value)}: {m}")
-    if space_errors:
-        raise serializers.ValidationError({"space": space_errors})
-    return values
-
-
-def _check_combinations(job, params: dict, reference: dict, values: dict, note, space_errors: dict) -> None:
-    """Each searched value against the job's rules across fields, the others at their first value."""
-    for field, param in params.items():
-        for i, value in enumerate(param.extremes()):
-            try:
-                job.validate({**reference, field: values[field][value_key(value)]})
-            except serializers.ValidationError as exc:
-                for bad, messages in _errors(exc).items():
-                    if bad != field and bad in params:
-                        continue  # another searched field at its first value: its own probes say it
-                    shown = _shown(param, i, value)
-                    for m in messages:
-                        note(space_errors, field, f"{shown}: {m}" if bad == field else f"{shown}: {bad}: {m}")
-    if space_errors:
-        raise serializers.ValidationError({"space": space_errors})

@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from jobs.apis import JobViewSet
+from jobs.project_apis import ProjectViewSet, TagViewSet
 from jobs.registry.apis import RegisteredModelViewSet
 from jobs.schedules.apis import ScheduleViewSet
 from jobs.webhooks.apis import WebhookViewSet
@@ -22,6 +23,8 @@ class OptionalSlashRouter(DefaultRouter):
 router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("sweeps", SweepViewSet, basename="sweep")
+router.register("projects", ProjectViewSet, basename="project")
+router.register("tags", TagViewSet, basename="tag")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("weights", WeightsViewSet, basename="weights")
 router.register("models", RegisteredModelViewSet, basename="registered-model")

@@ -7,14 +7,20 @@ when the view's filter set, its paginator or another of its filter backends read
 it is DRF's ``format``; anything else is a 400 naming it and listing the known ones. Set
 once in ``REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"]``, it covers every list (jobs, sweeps,
 datasets) and the paginated lists under a detail (a job's tasks, a sweep's trials).
+
+``StrictOrderingFilter`` does the same for ``?ordering=``: DRF's OrderingFilter drops a
+field it does not know and sorts by the rest, or by nothing; here it is a 400 listing
+the fields the view sorts by.
 """
 
 from __future__ import annotations
 
+from django.db.models import F
 from django.forms import MultiWidget
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.widgets import SuffixedMultiWidget
 from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
@@ -83,3 +89,36 @@ class StrictFilterBackend(DjangoFilterBackend):
                     {name: [f"Unknown query parameter; this endpoint takes: {listed}."] for name in unknown}
                 )
         return super().filter_queryset(request, queryset, view)
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """``?ordering=field`` or ``-field`` (descending), several comma-separated, among the
+    view's ``ordering_fields``; anything else is a 400 listing them. Empty values (a job
+    not yet evaluated) sort last in both directions, and ties keep the view's default
+    order, then the primary key, so pages do not overlap."""
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw is None:
+            return self.get_default_ordering(view)
+        valid = [name for name, _ in self.get_valid_fields(queryset, view, {"request": request})]
+        fields = [term.strip() for term in raw.split(",")]
+        unknown = [term for term in fields if term.lstrip("-") not in valid or term.startswith("--")]
+        if unknown or not fields:
+            listed = ", ".join(valid)
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"Unknown sort field {', '.join(map(repr, unknown or [raw]))}; sort by one of: {listed} "
+                        "(a leading '-' sorts descending)."
+                    ]
+                }
+            )
+        return fields
+
+    def filter_queryset(self, request, queryset, view):
+        terms = self.get_ordering(request, queryset, view)
+        if not terms or request.query_params.get(self.ordering_param) is None:
+            return queryset
+        order = [F(t[1:]).desc(nulls_last=True) if t.startswith("-") else F(t).asc(nulls_last=True) for t in terms]
+        return queryset.order_by(*order, *(self.get_default_ordering(view) or ()), "pk")

@@ -313,6 +313,11 @@ TENSORFLEET_MAX_SWEEP_CHOICES = env_int("TENSORFLEET_MAX_SWEEP_CHOICES", 1000)
 TENSORFLEET_THREADS_PER_SHARD = env_int("TENSORFLEET_THREADS_PER_SHARD", 0)  # 0: cores // shards
 # How often (seconds) a training loop sends a heartbeat and checks whether its job was cancelled.
 TENSORFLEET_CANCEL_CHECK_SECONDS = float(env_str("TENSORFLEET_CANCEL_CHECK_SECONDS", "1.0"))
+# Each shard's and aggregate's log (GET /api/v1/jobs/<id>/tasks/<task id>/log) keeps its last
+# lines within both caps; while a shard trains, a progress line is written at most this often.
+TENSORFLEET_TASK_LOG_LINES = env_int("TENSORFLEET_TASK_LOG_LINES", 200)
+TENSORFLEET_TASK_LOG_BYTES = env_int("TENSORFLEET_TASK_LOG_BYTES", 32768)
+TENSORFLEET_TASK_LOG_PROGRESS_SECONDS = float(env_str("TENSORFLEET_TASK_LOG_PROGRESS_SECONDS", "10"))
 
 # --- The reconciler (Celery beat, `control` queue): dispatches work whose message was lost.
 TENSORFLEET_CONTROL_QUEUE = env_str("TENSORFLEET_CONTROL_QUEUE", "control")

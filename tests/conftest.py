@@ -7,6 +7,11 @@ from rest_framework.test import APIClient
 
 from tensorfleet_site.access.services import token_create
 from tests.factories import UserFactory
+from tests.services_plugin import (  # noqa: F401 - hooks
+    pytest_collection_modifyitems,
+    pytest_report_header,
+    pytest_terminal_summary,
+)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from jobs.models import Job, Status
 from jobs.services import claims, epochs, lifecycle
 from storage_app.blobs import blob_delete, blob_read, blob_write, shard_optimizer_key, shard_weights_key
 from storage_app.models import Checkpoint
+from workers import log_capture
 from workers.averaging import weighted_average
 from workers.devices import configure_determinism, default_threads, select_device, set_threads
 from workers.errors import Diverged, ShardsPending
@@ -70,6 +71,7 @@ def _prepare(job: Job) -> torch.device:
     return device
 
 
+@log_capture.logged("shard")  # its log lines, kept for the API (workers/log_capture.py)
 def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = True) -> dict:
     """Train shard ``shard`` of ``epoch`` and store its weights and optimiser state.
 
@@ -113,6 +115,7 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
         optimizer_from_bytes(optimizer, saved, scheduler=recipe.scheduler, scaler=recipe.scaler)
 
     def should_stop() -> bool:  # doubles as the heartbeat the reconciler watches
+        log_capture.progress()
         return not claims.task_heartbeat(claim=claim)
 
     try:
@@ -208,6 +211,7 @@ def _evaluation_fields(evaluation: Evaluation | None) -> dict:
     }
 
 
+@log_capture.logged("aggregate")
 def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None) -> dict:
     """Average the epoch's shard weights and evaluate them (on the epochs the job
     evaluates), hand the result to ``jobs.services.epochs.epoch_finished`` (which

@@ -18,7 +18,7 @@ from jobs import orchestration, pending_messages, selectors, signals
 from jobs.catalog import RECIPE_FIELDS
 from jobs.init_from import init_from_lock
 from jobs.models import ACTIVE_STATUSES, Job, Status, Task
-from jobs.services import launch
+from jobs.services import launch, projects
 from jobs.specs import DatasetImport, SpecInvalid, dataset_errors
 from jobs.validation_sets import DEFAULT_FRACTION, validation_fields
 from storage_app.builtin_datasets import BUILTIN_DATASETS
@@ -123,7 +123,11 @@ def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None
             **{field: spec[field] for field in RECIPE_FIELDS if field in spec},
             init_from=spec.get("init_from"),
             **validation_fields(spec.get("validation", DEFAULT_FRACTION)),
+            project=spec.get("project"),
+            note=spec.get("note", ""),
         )
+        if spec.get("tags"):
+            projects.tags_set(obj=job, names=spec["tags"])
         transaction.on_commit(lambda: launch.job_launch(job.id))
     return job
 

@@ -19,6 +19,7 @@ reconciler calls ``sweeps_reconcile`` as a safety net for a hook lost with its w
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Max
@@ -28,8 +29,10 @@ from jobs import asha, signals
 from jobs.init_from import init_from_spec
 from jobs.models import ACTIVE_STATUSES, EpochMetric, Job, Status, Sweep
 from jobs.search_space import parse_space, trial_point
-from jobs.services import lifecycle
+from jobs.services import lifecycle, projects
+from jobs.services.projects import ORGANISE_FIELDS
 from jobs.specs import SpecInvalid, job_spec_validate, spec_fields
+from jobs.tpe import COMPLETE, FAILED, PRUNED, RUNNING, Observed, tpe_point
 from tensorfleet_site.quotas import limits as quotas
 
 logger = logging.getLogger(__name__)
@@ -50,9 +53,19 @@ class TrialSpecInvalid(Exception):
 # Trial specs ------------------------------------------------------------------------------
 
 
-def trial_data(*, base: dict, space: dict, search: str, seed: int, number: int, name: str = "") -> dict:
-    """The job spec (API input) of trial ``number`` (1-based): the base, the sampled values, a name."""
-    point = trial_point(parse_space(space), search=search, seed=seed, index=number - 1)
+def trial_data(
+    *, base: dict, space: dict, search: str, seed: int, number: int, name: str = "", tpe: TpeContext | None = None
+) -> dict:
+    """The job spec (API input) of trial ``number`` (1-based): the base, the sampled values, a name.
+    TPE proposes from the sweep's earlier trials (``tpe``); grid and random need none."""
+    params = parse_space(space)
+    if search == Sweep.Search.TPE:
+        tpe = tpe or TpeContext(history=[], mode="max", max_trials=number)
+        point = tpe_point(
+            params, seed=seed, index=number - 1, history=tpe.history, mode=tpe.mode, max_trials=tpe.max_trials
+        )
+    else:
+        point = trial_point(params, search=search, seed=seed, index=number - 1)
     prefix = (base.get("name") or name or "sweep")[:190]
     return {**base, **point, "name": f"{prefix} #{number}"}
 
@@ -67,7 +80,10 @@ def trial_validate(*, owner, data: dict) -> dict:
 
 def trial_spec(job: Job) -> dict:
     """A job's spec as the jobs API takes it: resubmit it to train the trial again on its own."""
-    spec = {f: getattr(job, f) for f in spec_fields() if f != "dataset_size"}
+    spec = {f: getattr(job, f) for f in spec_fields() if f not in ("dataset_size", *ORGANISE_FIELDS)}
+    spec["project"] = str(job.project_id) if job.project_id else None
+    spec["tags"] = sorted(job.tags.values_list("name", flat=True))
+    spec["note"] = job.note
     spec["init_from"] = init_from_spec(job.init_from)  # the source as the spec names it, not the stored reference
     if job.dataset_size is not None:
         spec["dataset_size"] = job.dataset_size
@@ -77,6 +93,38 @@ def trial_spec(job: Job) -> dict:
 def trial_params(job: Job, sweep: Sweep) -> dict:
     """The values the sweep searched, as this trial got them."""
     return {field: getattr(job, field) for field in sorted(sweep.space)}
+
+
+@dataclass(frozen=True)
+class TpeContext:
+    history: list[Observed]
+    mode: str
+    max_trials: int
+
+
+def tpe_context(sweep: Sweep) -> TpeContext:
+    """What TPE learns from: the sweep's trials so far, in trial order, with the values they
+    tried, how they ended and their metric (per epoch for those ASHA stopped)."""
+    trials = list(Job.objects.filter(sweep=sweep).order_by("trial_number"))
+    stopped = [t.id for t in trials if t.status == Status.CANCELLED and t.error == EARLY_STOPPED]
+    curves: dict = {}
+    for job_id, epoch, value in EpochMetric.objects.filter(job_id__in=stopped).values_list(
+        "job_id", "epoch", sweep.metric
+    ):
+        if value is not None:
+            curves.setdefault(job_id, {})[epoch] = value
+    history = []
+    for trial in trials:
+        values, metric = trial_params(trial, sweep), getattr(trial, sweep.metric)
+        if trial.status in ACTIVE_STATUSES:
+            history.append(Observed(values=values, state=RUNNING))
+        elif trial.status == Status.SUCCEEDED:
+            history.append(Observed(values=values, state=COMPLETE, metric=metric))
+        elif trial.id in curves:
+            history.append(Observed(values=values, state=PRUNED, curve=curves[trial.id]))
+        else:
+            history.append(Observed(values=values, state=FAILED))
+    return TpeContext(history=history, mode=sweep.mode, max_trials=sweep.max_trials)
 
 
 # Writes -------------------------------------------------------------------------------------
@@ -100,9 +148,13 @@ def sweep_create(*, owner, spec: dict) -> Sweep:
             mode=spec["mode"],
             early_stopping=spec.get("early_stopping"),
             seed=spec["seed"],
+            project=spec.get("project"),
+            note=spec.get("note", ""),
             status=Status.RUNNING,
             started_at=timezone.now(),
         )
+        if spec.get("tags"):
+            projects.tags_set(obj=sweep, names=spec["tags"])
         sweep_schedule(sweep_id=sweep.id)
     sweep.refresh_from_db()
     return sweep
@@ -160,9 +212,18 @@ def sweep_schedule(*, sweep_id) -> list[Job]:
 
 def _trial_create(sweep: Sweep, number: int) -> Job:
     data = trial_data(
-        base=sweep.base, space=sweep.space, search=sweep.search, seed=sweep.seed, number=number, name=sweep.name
+        base=sweep.base,
+        space=sweep.space,
+        search=sweep.search,
+        seed=sweep.seed,
+        number=number,
+        name=sweep.name,
+        tpe=tpe_context(sweep) if sweep.search == Sweep.Search.TPE else None,
     )
     spec = trial_validate(owner=sweep.owner, data=data)
+    # A trial goes where its sweep is, with its tags: set here, past the validation, which
+    # would ask whether the owner may still write to the project (the sweep was let in).
+    spec["project"], spec["tags"] = sweep.project, list(sweep.tags.values_list("name", flat=True))
     try:  # a trial is a trial from its row's creation, before it launches
         job = lifecycle.job_create(owner=sweep.owner, spec=spec, sweep=sweep, trial_number=number)
     except SpecInvalid as exc:  # its dataset could not be imported

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
@@ -60,6 +61,14 @@ def visible_jobs(user):
 
 def _job_for(request, job_id) -> Job:
     return get_object_or_404(visible_jobs(request.user).select_related("owner"), id=job_id)
+
+
+def _job_to_change(request, job_id) -> Job:
+    """A job the user may cancel or resume (``selectors.job_may_change``): a reader of its project gets a 403."""
+    job = _job_for(request, job_id)
+    if not selectors.job_may_change(request.user, job):
+        raise PermissionDenied("You have read-only access to this job's project.")
+    return job
 
 
 def overview_numbers(user) -> dict:
@@ -172,7 +181,7 @@ def job_detail(request, job_id):
 @login_required
 @require_POST
 def job_cancel(request, job_id):
-    job = _job_for(request, job_id)
+    job = _job_to_change(request, job_id)
     try:
         lifecycle.job_cancel(job=job)
         messages.success(request, "Job cancelled.")
@@ -190,7 +199,7 @@ def job_cancel(request, job_id):
 @login_required
 @require_POST
 def job_resume(request, job_id):
-    job = _job_for(request, job_id)
+    job = _job_to_change(request, job_id)
     try:
         epoch = lifecycle.job_resume(job=job)
         messages.success(request, f"Job resumed at epoch {epoch}.")
