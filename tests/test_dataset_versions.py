@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import pytest
 
 from jobs.models import Job
@@ -14,23 +13,7 @@ from jobs.registry.models import ModelAlias
 from jobs.schedules import tasks
 from jobs.schedules.models import ScheduleRun
 from storage_app.models import Dataset
-from tests.datagen import blobs
-
-
-def csv_of(x: np.ndarray, y: np.ndarray) -> bytes:
-    lines = [",".join([*(f"f{i}" for i in range(x.shape[1])), "label"])]
-    lines += [",".join(f"{v:.5f}" for v in row) + f",{int(t)}" for row, t in zip(x, y, strict=True)]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def noisy(seed: int, flip: float) -> bytes:
-    """Blobs whose labels are wrong for a ``flip`` fraction of samples: the more, the lower
-    the validation accuracy any model reaches on it."""
-    x, y = blobs(300, 4, 3, seed=0)
-    rng = np.random.default_rng(seed)
-    wrong = rng.random(len(y)) < flip
-    y = np.where(wrong, rng.integers(0, 3, size=len(y)), y)
-    return csv_of(x, y)
+from tests.registry_helpers import noisy
 
 
 def upload(api, data: bytes, name: str):
