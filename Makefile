@@ -2,17 +2,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# pyproject.toml files too: their entry points (the models) are read at install time.
+INSTALLED_FROM := requirements.txt requirements-dev.txt pyproject.toml examples/tensorfleet-example-plugin/pyproject.toml
+STAMP := $(VENV)/.installed-$(shell cat $(INSTALLED_FROM) | cksum | cut -d' ' -f1)
 
 .PHONY: setup run test test-unit test-integration lint format bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): $(INSTALLED_FROM)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	# The project itself, so its built-in models register under tensorfleet.models as a plugin's do.
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create the virtualenv and install pinned requirements (runtime and development)
+setup: $(STAMP)  ## create the virtualenv, install pinned requirements (runtime and development) and the project
 
 run: setup  ## start the fleet (API, workers, Flower, Redis) and train a demo job
 	$(BIN)/python manage.py runfleet --demo

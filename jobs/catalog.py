@@ -1,9 +1,25 @@
-"""What a job spec may name: model types and optimisers. No torch import here, so the
-API validates specs without loading PyTorch; ``workers.zoo`` builds these models."""
+"""What a job spec may name: optimisers, schedules, precisions. No torch import here, so
+the API validates specs without loading PyTorch.
+
+Models are not listed here: a job names any model the workers publish
+(``jobs.published_models``, GET /api/v1/architectures). The built-ins' names and inputs
+stay, for when no worker has published yet (and for the dashboard's form then).
+"""
 
 from __future__ import annotations
 
-MODEL_TYPES = ("logreg", "mlp", "cnn")
+# The project's own models (pyproject.toml's entry points: workers/zoo.py, workers/vision_zoo.py)
+# and the input each takes; plugins add others.
+BUILTIN_INPUT_KINDS = {
+    "logreg": "any",
+    "mlp": "any",
+    "cnn": "images",
+    "resnet18": "images",
+    "resnet34": "images",
+    "mobilenet_v3_small": "images",
+    "efficientnet_b0": "images",
+}
+MODEL_TYPES = tuple(BUILTIN_INPUT_KINDS)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "step", "cosine", "one_cycle")
 PRECISIONS = ("fp32", "bf16", "fp16")

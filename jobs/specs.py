@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PRECISIONS
 from jobs.init_from import init_from_model_error, init_from_resolve
 from jobs.projects import ProjectField, TagsField, note_field
+from jobs.published_models import Published, input_kind_error, model_names, model_spec_errors, published
 from jobs.validation_sets import ValidationField, owner_dataset, validation_errors
 from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_MAX_SIZE
 from storage_app.datasets import DatasetError, dataset_by_name
@@ -46,11 +48,42 @@ class EarlyStoppingSpec(StrictSerializer):
     min_delta = serializers.FloatField(min_value=0.0, max_value=1e6, default=0.0)
 
 
+@extend_schema_field({"type": "string", "maxLength": 32})
+class ModelTypeField(serializers.ChoiceField):
+    """A model's name: any name of up to 32 characters passes the field, and the spec's
+    ``validate`` says whether a worker on the job's queue can build it. Its choices (the
+    dashboard's form) are the names the workers published, read when asked; the
+    built-ins' before any worker has."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=(), **kwargs)
+
+    def _get_choices(self):
+        return {name: name for name in model_names() or MODEL_TYPES}
+
+    def _set_choices(self, choices):
+        pass  # read from the published models when asked
+
+    choices = property(_get_choices, _set_choices)
+
+    @property
+    def grouped_choices(self):
+        return self.choices
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not 0 < len(data.strip()) <= 32:
+            raise serializers.ValidationError("A model's name, 1 to 32 characters (GET /api/v1/architectures).")
+        return data.strip()
+
+    def to_representation(self, value):
+        return value
+
+
 class JobCreateSerializer(StrictSerializer):
     aliases = {"dataset_path": "dataset"}
 
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    model_type = serializers.ChoiceField(choices=MODEL_TYPES)
+    model_type = ModelTypeField(help_text="a model the workers of the job's queue publish (GET /api/v1/architectures)")
     dataset = serializers.CharField(
         max_length=1000,
         help_text="a built-in dataset (digits, iris, wine, breast_cancer, synthetic), the id or name of one of "
@@ -145,10 +178,24 @@ class JobCreateSerializer(StrictSerializer):
         owner = self.context.get("owner")
         return init_from_resolve(owner=owner() if callable(owner) else owner, value=value)
 
+    def published_models(self) -> Published:
+        """What the workers published, read once per serializer (a sweep validates its trials with one)."""
+        if not hasattr(self, "_published"):
+            self._published = published()
+        return self._published
+
     def validate(self, attrs):
-        errors = recipe_errors(attrs)
+        catalog = self.published_models()
+        model_args, errors = model_spec_errors(
+            model_type=attrs["model_type"],
+            model_args=attrs.get("model_args") or {},
+            queue=attrs["queue"],
+            catalog=catalog,
+        )
+        attrs["model_args"] = model_args
+        errors = {**recipe_errors(attrs), **errors}
         if not isinstance(attrs["dataset"], DatasetImport):  # an import is checked once imported
-            errors = {**dataset_errors(attrs, attrs["dataset"]), **errors}
+            errors = {**dataset_errors(attrs, attrs["dataset"], catalog=catalog), **errors}
         if errors:
             raise serializers.ValidationError(errors)
         if attrs.get("init_from") is not None:  # the source's model, then the reference the job stores
@@ -160,16 +207,19 @@ class JobCreateSerializer(StrictSerializer):
         return attrs
 
 
-def dataset_errors(attrs: dict, dataset) -> dict:
-    """The rules that need the dataset itself (a built-in's name or a Dataset row)."""
+def dataset_errors(attrs: dict, dataset, *, catalog: Published | None = None) -> dict:
+    """The rules that need the dataset itself (a built-in's name or a Dataset row), the
+    input the model takes among them (``catalog``: what the workers published)."""
     if isinstance(dataset, str):
         builtin = BUILTIN_DATASETS[dataset]
         name, is_image, is_synthetic = builtin.name, builtin.is_image, builtin.name == "synthetic"
     else:
         name, is_image, is_synthetic = dataset.name, dataset.is_image, False
     errors = {}
-    if attrs["model_type"] == "cnn" and not is_image:
-        errors["model_type"] = [f"cnn needs an image dataset; '{name}' is tabular (use mlp or logreg)."]
+    catalog = catalog if catalog is not None else published()
+    wrong_input = input_kind_error(model_type=attrs["model_type"], is_image=is_image, dataset=name, catalog=catalog)
+    if wrong_input:
+        errors["model_type"] = [wrong_input]
     if attrs.get("dataset_size") is not None and not is_synthetic:
         errors["dataset_size"] = ["Only the 'synthetic' dataset takes a size."]
     if attrs.get("augment") and not is_image:

@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from jobs.apis import JobViewSet
+from jobs.architecture_apis import ArchitectureViewSet
 from jobs.project_apis import ProjectViewSet, TagViewSet
 from jobs.registry.apis import RegisteredModelViewSet
 from jobs.schedules.apis import ScheduleViewSet
@@ -22,6 +23,7 @@ class OptionalSlashRouter(DefaultRouter):
 
 router = OptionalSlashRouter()
 router.register("jobs", JobViewSet, basename="job")
+router.register("architectures", ArchitectureViewSet, basename="architecture")
 router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("tags", TagViewSet, basename="tag")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -12,6 +15,8 @@ from tests.services_plugin import (  # noqa: F401 - hooks
     pytest_report_header,
     pytest_terminal_summary,
 )
+
+TEST_PROCESS_WORKER = f"tests-{os.getpid()}@{socket.gethostname()}"  # publishes as a worker would
 
 
 @pytest.fixture
@@ -56,3 +61,20 @@ def api(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user)}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def published_models(request):
+    """What a worker publishes when it starts (workers/publishing.py), published by this
+    process for every training queue with the same code, so a test that submits a job
+    finds its models on its queue without a worker. Only for tests that use the database;
+    a test that wants another picture of the fleet changes the rows."""
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db:
+        return
+    request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
+    from django.conf import settings
+
+    from workers import publishing
+
+    publishing.publish(worker=TEST_PROCESS_WORKER, queues=settings.TENSORFLEET_QUEUES)

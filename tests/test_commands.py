@@ -69,14 +69,14 @@ def test_submit_job_bad_arguments_get_one_clear_line(admin, args, message):
 
 def test_bad_argument_exits_non_zero_with_one_line():
     proc = subprocess.run(
-        [sys.executable, "manage.py", "submit_job", "--model", "resnet", "--dataset", "digits"],
+        [sys.executable, "manage.py", "submit_job", "--model", "cnn", "--dataset", "digits", "--epochs", "0"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "resnet" in lines[0], proc.stderr
+    assert len(lines) == 1 and "--epochs" in lines[0], proc.stderr
 
 
 def test_list_jobs_shows_a_table_filtered_by_status(admin):

@@ -52,9 +52,12 @@ logger = logging.getLogger(__name__)
 def _starting_model(job: Job, epoch: int) -> torch.nn.Module:
     """Epoch 1 starts from the seeded initial weights, epoch e from epoch e-1's checkpoint."""
     if epoch == 1:  # from the job's init_from weights, when it has some (the head seeded on a new class count)
-        return init_weights_apply(job, initial_model(job.model_type, job.input_shape, job.num_classes, seed=job.seed))
+        return init_weights_apply(
+            job,
+            initial_model(job.model_type, job.input_shape, job.num_classes, seed=job.seed, model_args=job.model_args),
+        )
     checkpoint = Checkpoint.objects.get(job=job, epoch=epoch - 1, kind=Checkpoint.Kind.EPOCH)
-    model = build_model(job.model_type, job.input_shape, job.num_classes)
+    model = build_model(job.model_type, job.input_shape, job.num_classes, job.model_args)
     model.load_state_dict(bytes_to_state(blob_read(checkpoint.file.name)))
     return model
 
@@ -236,7 +239,7 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
     bad = first_non_finite(averaged)  # the shards' weights are finite; their float32 mean may not be
     if bad is not None:
         raise Diverged(f"the averaged weights became non-finite ({bad}) at epoch {epoch}")
-    model = build_model(job.model_type, job.input_shape, job.num_classes)
+    model = build_model(job.model_type, job.input_shape, job.num_classes, job.model_args)
     model.load_state_dict(averaged)
     evaluation = _evaluation(job, model, device, epoch)
     total = sum(samples)

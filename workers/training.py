@@ -245,15 +245,20 @@ def train_epoch(
     perm = torch.randperm(n, generator=generator).to(x.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     next_check = time.monotonic() + check_every_s
-    for start in range(0, n, batch_size):
-        idx = perm[start : start + batch_size]
-        loss_sum += _step(model, optimizer, loss_fn, x[idx], y[idx], recipe) * len(idx)
-        if time.monotonic() >= next_check:
-            if not bool(torch.isfinite(loss_sum)):
-                raise LossNotFinite(float(loss_sum.item()))
-            if should_stop is not None and should_stop():
-                raise TrainingStopped()
-            next_check = time.monotonic() + check_every_s
+    # A model's dropout (mlp's, torchvision's, a plugin's) draws from torch's global RNG: in a
+    # fork of it seeded from the shard's generator, after its permutation, it depends on
+    # (seed, epoch, shard) alone and not on what the worker process ran before.
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            loss_sum += _step(model, optimizer, loss_fn, x[idx], y[idx], recipe) * len(idx)
+            if time.monotonic() >= next_check:
+                if not bool(torch.isfinite(loss_sum)):
+                    raise LossNotFinite(float(loss_sum.item()))
+                if should_stop is not None and should_stop():
+                    raise TrainingStopped()
+                next_check = time.monotonic() + check_every_s
     mean = float(loss_sum.item() / max(n, 1))
     if not math.isfinite(mean):
         raise LossNotFinite(mean)

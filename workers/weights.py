@@ -1,7 +1,10 @@
 """Weights and optimiser state as safetensors bytes: nothing here ever unpickles.
 
-Checkpoints carry the model config in their metadata so that
-``load_checkpoint(bytes)`` gives back a ready model.
+Checkpoints carry the model config in their metadata (model_type, input_shape,
+num_classes, model_args when the job gave any, class_names when its labels have
+names) so that ``load_checkpoint(bytes)`` gives back a ready model from the file
+alone, a plugin's model too (its package installed). A job without model_args writes
+the same bytes as before models took any.
 """
 
 from __future__ import annotations
@@ -44,8 +47,17 @@ def bytes_to_state(data: bytes) -> dict[str, torch.Tensor]:
     return st_load(data)
 
 
-def model_config(model_type: str, input_shape, num_classes: int) -> dict:
-    return {"model_type": model_type, "input_shape": list(input_shape), "num_classes": int(num_classes)}
+def model_config(model_type: str, input_shape, num_classes: int, model_args: dict | None = None) -> dict:
+    """What a checkpoint's metadata says of its model; the same as ``jobs.models.Job.model_config``."""
+    config = {"model_type": model_type, "input_shape": list(input_shape), "num_classes": int(num_classes)}
+    if model_args:  # left out when empty: a job without arguments keeps its checkpoint's bytes
+        config["model_args"] = dict(model_args)
+    return config
+
+
+def checkpoint_config(data: bytes) -> dict:
+    """The model config a checkpoint carries."""
+    return json.loads(read_metadata(data)[CONFIG_KEY])
 
 
 def checkpoint_bytes(model_state: dict[str, torch.Tensor], config: dict, class_names=()) -> bytes:
@@ -61,13 +73,13 @@ def checkpoint_bytes(model_state: dict[str, torch.Tensor], config: dict, class_n
 
 def checkpoint_class_names(data: bytes) -> list[str]:
     """The names of a checkpoint's classes, in output order; empty when its labels had none."""
-    return list(json.loads(read_metadata(data)[CONFIG_KEY]).get("class_names", []))
+    return list(checkpoint_config(data).get("class_names", []))
 
 
 def load_checkpoint(data: bytes, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the zoo model a checkpoint was trained as, with its weights loaded."""
-    config = json.loads(read_metadata(data)[CONFIG_KEY])
-    model = build_model(config["model_type"], config["input_shape"], config["num_classes"])
+    """Rebuild the model a checkpoint was trained as (a built-in or a plugin's), with its weights loaded."""
+    config = checkpoint_config(data)
+    model = build_model(config["model_type"], config["input_shape"], config["num_classes"], config.get("model_args"))
     model.load_state_dict(bytes_to_state(data))
     return model.to(map_location).eval()
 
