@@ -15,6 +15,7 @@ class TaskInline(admin.TabularInline):
     can_delete = False
     fields = (
         "epoch",
+        "round",
         "shard",
         "status",
         "attempts",
@@ -131,7 +132,7 @@ class JobAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["job", "epoch", "shard", "status", "attempts", "worker", "duration_s", "finished_at"]
+    list_display = ["job", "epoch", "round", "shard", "status", "attempts", "worker", "duration_s", "finished_at"]
     list_filter = ["status"]
     search_fields = ["job__id", "worker"]
     readonly_fields = [f.name for f in Task._meta.fields]

@@ -23,6 +23,7 @@ MODEL_TYPES = tuple(BUILTIN_INPUT_KINDS)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "step", "cosine", "one_cycle")
 PRECISIONS = ("fp32", "bf16", "fp16")
+OUTER_OPTIMIZERS = ("average", "sgd", "nesterov")  # workers/outer.py
 RECIPE_FIELDS = (  # the spec fields stored on the job as they are
     "model_args",
     "weight_decay",
@@ -35,4 +36,8 @@ RECIPE_FIELDS = (  # the spec fields stored on the job as they are
     "precision",
     "eval_every",
     "early_stopping",
+    "sync_every_steps",
+    "outer_optimizer",
+    "outer_learning_rate",
+    "outer_momentum",
 )

@@ -140,12 +140,22 @@ class Job(models.Model):
     validation_sha256 = models.CharField(max_length=64, blank=True)
     class_names = models.JSONField(default=list, blank=True, help_text="the labels' names, index order")
     stop_reason = models.CharField(max_length=200, blank=True, help_text="why it ended before its last epoch")
+    # Rounds (README, "Rounds and outer optimizers"): H local steps per shard between syncs.
+    sync_every_steps = models.PositiveIntegerField(null=True, blank=True, help_text="H; empty: one round per epoch")
+    outer_optimizer = models.CharField(max_length=16, default="average", help_text="average, sgd or nesterov")
+    outer_learning_rate = models.FloatField(default=0.7)
+    outer_momentum = models.FloatField(default=0.9)
 
     # Where it stands.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total_tasks = models.PositiveIntegerField()
     completed_tasks = models.PositiveIntegerField(default=0)
     current_epoch = models.PositiveIntegerField(default=0, help_text="last epoch started (1-based)")
+    rounds_per_epoch = models.PositiveIntegerField(default=1, help_text="0 until the first worker counts them")
+    completed_rounds = models.PositiveIntegerField(default=0, help_text="rounds recorded, over all epochs")
+    round_state_key = models.CharField(
+        max_length=500, blank=True, help_text="global weights and outer state after the last round (sha256 in the key)"
+    )
     completed_epochs = models.PositiveIntegerField(default=0)
     train_loss = models.FloatField(null=True, blank=True)
     val_loss = models.FloatField(null=True, blank=True)
@@ -205,10 +215,11 @@ class Job(models.Model):
 
 
 class Task(models.Model):
-    """One shard of one epoch: the unit of work a Celery worker executes."""
+    """One shard of one round of one epoch: the unit of work a Celery worker executes."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
     epoch = models.PositiveIntegerField()
+    round = models.PositiveIntegerField(default=1, help_text="1-based, within its epoch")
     shard = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
@@ -227,12 +238,14 @@ class Task(models.Model):
     error_class = models.CharField(max_length=32, blank=True)
 
     class Meta:
-        ordering = ["epoch", "shard"]
-        constraints = [models.UniqueConstraint(fields=["job", "epoch", "shard"], name="task_unique_job_epoch_shard")]
+        ordering = ["epoch", "round", "shard"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "epoch", "round", "shard"], name="task_unique_job_epoch_round_shard")
+        ]
         indexes = [models.Index(fields=["status", "finished_at"]), models.Index(fields=["status", "heartbeat_at"])]
 
     def __str__(self) -> str:
-        return f"job {self.job_id} epoch {self.epoch} shard {self.shard}"
+        return f"job {self.job_id} epoch {self.epoch} round {self.round} shard {self.shard}"
 
 
 class TaskLog(models.Model):
@@ -256,7 +269,9 @@ class TaskLog(models.Model):
     class Meta:
         ordering = ["epoch", "kind", "shard"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "epoch", "kind", "shard"], name="tasklog_unique_job_epoch_kind_shard")
+            models.UniqueConstraint(
+                fields=["job", "epoch", "kind", "shard"], name="tasklog_unique_job_epoch_kind_shard"
+            )
         ]
 
     def __str__(self) -> str:

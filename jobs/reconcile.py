@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, OuterRef, Q
+from django.db.models import Count, Exists, ExpressionWrapper, F, IntegerField, Max, OuterRef, Q
 from django.utils import timezone
 
 from jobs import orchestration, pending_messages
@@ -45,11 +45,16 @@ def _stale_running_shards(now, actions: Counter) -> None:
     for task in stale:
         if task.lost + 1 >= settings.TENSORFLEET_MAX_ATTEMPTS:
             reason = (
-                f"shard {task.shard} of epoch {task.epoch} lost its worker {task.lost + 1} times "
+                f"shard {task.shard} of epoch {task.epoch}{f', round {task.round}' if task.round > 1 else ''} lost its worker {task.lost + 1} times "
                 f"(last on {task.worker or 'an unknown worker'})"
             )
             claims.task_fail(
-                job_id=task.job_id, epoch=task.epoch, shard=task.shard, error=reason, error_class=WORKER_LOST
+                job_id=task.job_id,
+                epoch=task.epoch,
+                round=task.round,
+                shard=task.shard,
+                error=reason,
+                error_class=WORKER_LOST,
             )
             lifecycle.job_fail(job_id=task.job_id, reason=reason, error_class=WORKER_LOST)
             actions["failed_worker_lost"] += 1
@@ -92,34 +97,43 @@ def _lost_queued_shards(now, actions: Counter) -> None:
 
 
 def _epochs_without_aggregate(now, actions: Counter) -> None:
-    """Every shard of an epoch succeeded a while ago, but the epoch is not recorded
+    """Every shard of a round succeeded a while ago, but the round is not recorded
     (its aggregate's message or worker was lost). One grouped query for every running
-    job, not one per job: a pass stays cheap with thousands of active jobs."""
+    job, not one per job: a pass stays cheap with thousands of active jobs. A round is
+    recorded when the job counts it (``completed_rounds``) or, ending its epoch, when the
+    epoch's metrics row exists."""
     cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
     recorded = EpochMetric.objects.filter(job=OuterRef("job_id"), epoch=OuterRef("epoch"))
-    rows = (
+    grouped = (
         Task.objects.filter(job__status=Status.RUNNING)
         .filter(~Exists(recorded))
-        .values("job_id", "epoch")
+        .annotate(at=(F("epoch") - 1) * F("job__rounds_per_epoch") + F("round"))
+        .filter(at__gt=F("job__completed_rounds"))
+        .values("job_id", "epoch", "round")
         .annotate(total=Count("id"), done=Count("id", filter=Q(status=Status.SUCCEEDED)), last=Max("finished_at"))
         .filter(total=F("job__num_workers"), done=F("total"), last__lt=cutoff)
     )
-    rows = list(rows)
+    rows = list(grouped)
     jobs = Job.objects.in_bulk({row["job_id"] for row in rows})
     for row in rows:
-        orchestration.aggregate_send(jobs[row["job_id"]], row["epoch"])
+        orchestration.aggregate_send(jobs[row["job_id"]], row["epoch"], row["round"])
         actions["aggregates_dispatched"] += 1
 
 
 def _jobs_with_nothing_launched(now, actions: Counter) -> None:
-    """A queued or running job whose next epoch was never sent (the broker was down then)."""
+    """A queued or running job whose next round was never sent (the broker was down then):
+    no row at the round after its last recorded one (``completed_rounds`` + 1 counted
+    over the epochs; before the rounds are counted, round 1 of epoch 1)."""
     cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
-    next_rows = Task.objects.filter(job=OuterRef("pk"), epoch=OuterRef("completed_epochs") + 1)
+    at = ExpressionWrapper((F("epoch") - 1) * OuterRef("rounds_per_epoch") + F("round"), output_field=IntegerField())
+    next_round = ExpressionWrapper(OuterRef("completed_rounds") + 1, output_field=IntegerField())
+    next_rows = Task.objects.annotate(at=at).filter(job=OuterRef("pk"), at=next_round)
     stuck = Job.objects.filter(
         status__in=ACTIVE_STATUSES, updated_at__lt=cutoff, completed_epochs__lt=F("epochs")
     ).filter(~Exists(next_rows))
-    for job_id, completed in stuck.values_list("id", "completed_epochs"):
-        launch.epoch_launch(job_id, completed + 1)
+    for job_id, done, per_epoch in stuck.values_list("id", "completed_rounds", "rounds_per_epoch"):
+        per_epoch = max(1, per_epoch)
+        launch.launch_at(job_id, done // per_epoch + 1, done % per_epoch + 1)
         actions["epochs_launched"] += 1
 
 

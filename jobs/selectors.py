@@ -125,21 +125,41 @@ def checkpoint_for_download(job: Job, checkpoint_id) -> Checkpoint | None:
 
 @dataclass(frozen=True)
 class EpochShards:
-    """An epoch's task rows in shard order, and whether the epoch is already recorded."""
+    """A round's task rows in shard order, and whether the round is already recorded."""
 
     job: Job | None
     tasks: list[Task]
     recorded: bool
 
 
-def epoch_shards(*, job_id, epoch: int) -> EpochShards:
+def _recorded(job: Job, epoch: int, round: int) -> bool:
+    """A round inside its epoch is recorded on the job (``completed_rounds``); the round
+    that ends an epoch with the epoch's metrics row (recorded once, by ``epoch_record``)."""
+    if (epoch - 1) * job.rounds_per_epoch + round <= job.completed_rounds and job.rounds_per_epoch:
+        return True
+    ends_epoch = round >= job.rounds_per_epoch
+    return ends_epoch and EpochMetric.objects.filter(job=job, epoch=epoch).exists()
+
+
+def epoch_shards(*, job_id, epoch: int, round: int = 1) -> EpochShards:
     job = Job.objects.select_related("dataset_ref").filter(id=job_id).first()
     if job is None:
         return EpochShards(job=None, tasks=[], recorded=False)
-    if EpochMetric.objects.filter(job=job, epoch=epoch).exists():
+    if _recorded(job, epoch, round):
         return EpochShards(job=job, tasks=[], recorded=True)
-    return EpochShards(job=job, tasks=list(job.tasks.filter(epoch=epoch).order_by("shard")), recorded=False)
+    tasks = list(job.tasks.filter(epoch=epoch, round=round).order_by("shard"))
+    return EpochShards(job=job, tasks=tasks, recorded=False)
 
 
-def epoch_all_succeeded(*, job_id, epoch: int) -> bool:
-    return not Task.objects.filter(job_id=job_id, epoch=epoch).exclude(status=Status.SUCCEEDED).exists()
+def round_recorded(*, job_id, epoch: int, round: int = 1) -> bool:
+    job = Job.objects.filter(id=job_id).first()
+    return job is not None and _recorded(job, epoch, round)
+
+
+def epoch_all_succeeded(*, job_id, epoch: int, round: int = 1) -> bool:
+    return not Task.objects.filter(job_id=job_id, epoch=epoch, round=round).exclude(status=Status.SUCCEEDED).exists()
+
+
+def epoch_tasks(*, job_id, epoch: int) -> list[Task]:
+    """Every shard row of an epoch, all its rounds: the epoch's train loss and samples."""
+    return list(Task.objects.filter(job_id=job_id, epoch=epoch).order_by("round", "shard"))

@@ -14,7 +14,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, PRECISIONS
+from jobs.catalog import LR_SCHEDULES, MODEL_TYPES, OPTIMIZERS, OUTER_OPTIMIZERS, PRECISIONS
 from jobs.init_from import init_from_model_error, init_from_resolve
 from jobs.projects import ProjectField, TagsField, note_field
 from jobs.published_models import Published, input_kind_error, model_names, model_spec_errors, published
@@ -137,6 +137,22 @@ class JobCreateSerializer(StrictSerializer):
         help_text="evaluate every k epochs and at the last",
     )
     early_stopping = EarlyStoppingSpec(required=False, allow_null=True, default=None)
+    # Rounds (README, "Rounds and outer optimizers"): DiLoCo's H and its outer step.
+    sync_every_steps = serializers.IntegerField(
+        min_value=1,
+        max_value=10_000_000,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="H: local optimiser steps per shard between synchronisations (empty: once per epoch)",
+    )
+    outer_optimizer = serializers.ChoiceField(
+        choices=OUTER_OPTIMIZERS,
+        default="average",
+        help_text="how a round moves the global weights: the shards' average, or sgd / nesterov (DiLoCo) on it",
+    )
+    outer_learning_rate = serializers.FloatField(min_value=1e-6, max_value=10.0, default=0.7, help_text="sgd, nesterov")
+    outer_momentum = serializers.FloatField(min_value=0.0, max_value=0.999, default=0.9, help_text="nesterov")
     init_from = serializers.JSONField(
         required=False,
         allow_null=True,

@@ -60,12 +60,23 @@ def job_prefix(job_id) -> str:
     return f"jobs/{job_id}"
 
 
-def shard_weights_key(job_id, epoch: int, shard: int) -> str:
-    return f"{job_prefix(job_id)}/work/e{epoch:04d}/shard-{shard:03d}.weights.safetensors"
+def _work(job_id, epoch: int, round: int) -> str:
+    """A round's work folder; round 1 keeps the epoch's folder of before rounds existed."""
+    return f"{job_prefix(job_id)}/work/e{epoch:04d}" + (f"/r{round:04d}" if round > 1 else "")
 
 
-def shard_optimizer_key(job_id, epoch: int, shard: int) -> str:
-    return f"{job_prefix(job_id)}/work/e{epoch:04d}/shard-{shard:03d}.optimizer.safetensors"
+def shard_weights_key(job_id, epoch: int, shard: int, round: int = 1) -> str:
+    return f"{_work(job_id, epoch, round)}/shard-{shard:03d}.weights.safetensors"
+
+
+def shard_optimizer_key(job_id, epoch: int, shard: int, round: int = 1) -> str:
+    return f"{_work(job_id, epoch, round)}/shard-{shard:03d}.optimizer.safetensors"
+
+
+def round_state_key(job_id, sha256: str) -> str:
+    """The global weights and outer state after a round, content-addressed: the same
+    bytes have one key, and a key names its bytes (a worker's cache is keyed by it)."""
+    return f"{job_prefix(job_id)}/work/rounds/{sha256}.safetensors"
 
 
 def checkpoint_key(job_id, epoch: int, kind: str) -> str:

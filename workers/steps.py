@@ -15,12 +15,13 @@ from jobs.models import Job, Status
 from jobs.services import claims, epochs, lifecycle
 from storage_app.blobs import blob_delete, blob_read, blob_write, shard_optimizer_key, shard_weights_key
 from storage_app.models import Checkpoint
-from workers import log_capture
+from workers import log_capture, rounds
 from workers.averaging import weighted_average
 from workers.devices import configure_determinism, default_threads, select_device, set_threads
 from workers.errors import Diverged, ShardsPending
-from workers.init_weights import init_weights_apply
 from workers.evaluation import Evaluation, evaluate_model
+from workers.init_weights import init_weights_apply
+from workers.outer import outer_step
 from workers.splits import job_split, shard_of
 from workers.training import (
     LossNotFinite,
@@ -42,6 +43,7 @@ from workers.weights import (
     checkpoint_bytes,
     optimizer_from_bytes,
     optimizer_to_bytes,
+    sha256_hex,
     state_to_bytes,
 )
 from workers.zoo import build_model, initial_model
@@ -49,16 +51,32 @@ from workers.zoo import build_model, initial_model
 logger = logging.getLogger(__name__)
 
 
-def _starting_model(job: Job, epoch: int) -> torch.nn.Module:
-    """Epoch 1 starts from the seeded initial weights, epoch e from epoch e-1's checkpoint."""
-    if epoch == 1:  # from the job's init_from weights, when it has some (the head seeded on a new class count)
-        return init_weights_apply(
-            job,
-            initial_model(job.model_type, job.input_shape, job.num_classes, seed=job.seed, model_args=job.model_args),
-        )
+def _round_start(job: Job, epoch: int, round: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The global weights and outer state a round starts from: epoch 1's seeded initial
+    weights (or its init_from weights), the state the last recorded round left
+    (``job.round_state_key``, content-addressed), or epoch e-1's checkpoint; from this
+    worker's memory when it last read or wrote them (workers/state_cache.py)."""
+    if epoch == 1 and round == 1:
+        return _initial_model(job).state_dict(), {}
+    if job.round_state_key:
+        return rounds.global_state_read(job.round_state_key)
     checkpoint = Checkpoint.objects.get(job=job, epoch=epoch - 1, kind=Checkpoint.Kind.EPOCH)
+    return rounds.checkpoint_state(checkpoint.file.name, checkpoint.sha256), {}
+
+
+def _initial_model(job: Job) -> torch.nn.Module:
+    """From the job's init_from weights, when it has some (the head seeded on a new class count)."""
+    return init_weights_apply(
+        job,
+        initial_model(job.model_type, job.input_shape, job.num_classes, seed=job.seed, model_args=job.model_args),
+    )
+
+
+def _starting_model(job: Job, epoch: int, round: int = 1) -> torch.nn.Module:
+    if epoch == 1 and round == 1:
+        return _initial_model(job)
     model = build_model(job.model_type, job.input_shape, job.num_classes, job.model_args)
-    model.load_state_dict(bytes_to_state(blob_read(checkpoint.file.name)))
+    model.load_state_dict(_round_start(job, epoch, round)[0])
     return model
 
 
@@ -75,52 +93,99 @@ def _prepare(job: Job) -> torch.device:
 
 
 @log_capture.logged("shard")  # its log lines, kept for the API (workers/log_capture.py)
-def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = True) -> dict:
-    """Train shard ``shard`` of ``epoch`` and store its weights and optimiser state.
+def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = True, round: int = 1) -> dict:
+    """Train shard ``shard`` of round ``round`` of ``epoch`` and store its weights and
+    optimiser state.
 
-    A shard sent outside its epoch's chord (the reconciler sent it again) runs the
-    epoch's aggregate step itself once every shard of the epoch has succeeded.
+    A shard sent outside its round's chord (the reconciler sent it again) runs the
+    round's aggregate step itself once every shard of the round has succeeded.
 
     (Measured: sending a one-shard epoch without a chord, its shard aggregating inline,
     was slower on 2 cores and SQLite — 6.5-6.8 s against 4.3-4.8 s for digits-cnn — as
     the next shard's claim waited on the inline aggregate's writes. Chords stay.)
     """
-    claim = claims.task_claim(job_id=job_id, epoch=epoch, shard=shard, worker=worker)
+    claim = claims.task_claim(job_id=job_id, epoch=epoch, shard=shard, worker=worker, round=round)
     if claim is None:
         return {"skipped": True}
     job = claim.task.job
     if claim.already_done:
         local, key = None, claim.task.output_key
     else:
-        trained = _train_shard(job, epoch, shard, claim)
+        trained = _train_shard(job, epoch, round, shard, claim)
         if trained is None:
             return {"stopped": True}
-        local, key = (shard, trained), claim.task.output_key or shard_weights_key(job.id, epoch, shard)
-    if not in_chord and selectors.epoch_all_succeeded(job_id=job.id, epoch=epoch):
-        aggregate_step(job_id=job.id, epoch=epoch, local=local)
+        local, key = (shard, trained), claim.task.output_key or shard_weights_key(job.id, epoch, shard, round)
+    if not in_chord and selectors.epoch_all_succeeded(job_id=job.id, epoch=epoch, round=round):
+        aggregate_step(job_id=job.id, epoch=epoch, round=round, local=local)
     return {"key": key}
 
 
-def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Tensor] | None:
+def _previous_optimizer_key(job: Job, epoch: int, round: int, shard: int) -> str | None:
+    """Where the shard's optimiser state was left: the round before, or the last round of the epoch before."""
+    if round > 1:
+        return shard_optimizer_key(job.id, epoch, shard, round - 1)
+    return shard_optimizer_key(job.id, epoch - 1, shard, job.rounds_per_epoch) if epoch > 1 else None
+
+
+def _shard_data(job: Job, epoch: int, round: int, shard: int, x, y):
+    """The samples of one round of a shard, in training order, with the generator that
+    seeds its random choices, and whether ``train_epoch`` shuffles them itself.
+
+    Without ``sync_every_steps`` the epoch is one round and trains as it always has: the
+    whole shard, augmented with (seed, epoch, shard) and shuffled by the shard's epoch
+    generator. With it, the round's slice of that same epoch order (``rounds.round_order``),
+    its augmentation and dropout seeded from (seed, epoch, shard, round)."""
+    if not job.sync_every_steps:
+        if job.augment:  # on the CPU copy, from (seed, epoch, shard) alone
+            x = augment_images(x, seed=augment_seed(job.seed, epoch, shard))
+        return x, y, shard_generator(job.seed, epoch, shard), True
+    order = rounds.round_order(
+        len(x),
+        generator=shard_generator(job.seed, epoch, shard),
+        batch_size=job.batch_size,
+        sync_every_steps=job.sync_every_steps,
+        round=round,
+    )
+    x, y = x[order], y[order]
+    if job.augment:
+        x = augment_images(x, seed=augment_seed(job.seed, epoch, shard, round))
+    return x, y, rounds.round_generator(job.seed, epoch, shard, round), False
+
+
+def _rounds_fix(job: Job, train_samples: int) -> None:
+    """The job's rounds per epoch, counted from the data by the first worker (``lifecycle.job_rounds_fix``)."""
+    if not job.rounds_per_epoch:
+        count = rounds.rounds_in_epoch(
+            train_samples=train_samples,
+            shards=job.num_workers,
+            batch_size=job.batch_size,
+            sync_every_steps=job.sync_every_steps,
+        )
+        job.rounds_per_epoch = lifecycle.job_rounds_fix(job_id=job.id, rounds=count)
+
+
+def _train_shard(job: Job, epoch: int, round: int, shard: int, claim) -> dict[str, torch.Tensor] | None:
     """The training itself; returns the new weights, or None when the job stopped it."""
     started = time.monotonic()
     device = _prepare(job)
     autocast = autocast_dtype(job.precision, device)  # fp16 on a CPU-only worker: a user error, before any work
     split = job_split(job)
+    _rounds_fix(job, len(split.x_train))
     x, y = shard_of(split.x_train, split.y_train, shard, job.num_workers)
-    if job.augment:  # on the CPU copy, from (seed, epoch, shard) alone
-        x = augment_images(x, seed=augment_seed(job.seed, epoch, shard))
+    optimizer_samples = len(x)  # the LR schedule counts the steps of whole epochs
+    x, y, generator, shuffle = _shard_data(job, epoch, round, shard, x, y)
     x, y = x.to(device), y.to(device)
-    model = _starting_model(job, epoch).to(device)
-    optimizer, recipe = _shard_recipe(job, model, device, autocast=autocast, samples=len(x))
-    if epoch > 1:  # the optimiser, its LR schedule and loss scaler continue where the shard's last epoch left them
-        saved = blob_read(shard_optimizer_key(job.id, epoch - 1, shard))
-        optimizer_from_bytes(optimizer, saved, scheduler=recipe.scheduler, scaler=recipe.scaler)
+    model = _starting_model(job, epoch, round).to(device)
+    optimizer, recipe = _shard_recipe(job, model, device, autocast=autocast, samples=optimizer_samples)
+    previous = _previous_optimizer_key(job, epoch, round, shard)
+    if previous:  # the optimiser, its LR schedule and loss scaler continue where the shard's last round left them
+        optimizer_from_bytes(optimizer, rounds.work_read(previous), scheduler=recipe.scheduler, scaler=recipe.scaler)
 
     def should_stop() -> bool:  # doubles as the heartbeat the reconciler watches
         log_capture.progress()
         return not claims.task_heartbeat(claim=claim)
 
+    where = f"epoch {epoch}" + (f", round {round}" if job.sync_every_steps else "") + f", shard {shard}"
     try:
         result = train_epoch(
             model,
@@ -128,23 +193,24 @@ def _train_shard(job: Job, epoch: int, shard: int, claim) -> dict[str, torch.Ten
             x,
             y,
             batch_size=job.batch_size,
-            generator=shard_generator(job.seed, epoch, shard),
+            generator=generator,
             recipe=recipe,
             should_stop=should_stop,
             check_every_s=settings.TENSORFLEET_CANCEL_CHECK_SECONDS,
+            shuffle=shuffle,
         )
     except TrainingStopped:
         claims.task_stop(claim=claim, status=Status.CANCELLED, error="job cancelled")
         return None
     except LossNotFinite as exc:
-        raise Diverged(f"{exc} at epoch {epoch}, shard {shard}") from None
+        raise Diverged(f"{exc} at {where}") from None
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     bad = first_non_finite(state)
     if bad is not None:  # a last step can blow the weights up with the loss still finite
-        raise Diverged(f"weights became non-finite ({bad}) at epoch {epoch}, shard {shard}")
-    key = blob_write(shard_weights_key(job.id, epoch, shard), state_to_bytes(state))
+        raise Diverged(f"weights became non-finite ({bad}) at {where}")
+    key = blob_write(shard_weights_key(job.id, epoch, shard, round), state_to_bytes(state))
     optimizer_state = optimizer_to_bytes(optimizer, scheduler=recipe.scheduler, scaler=recipe.scaler)
-    blob_write(shard_optimizer_key(job.id, epoch, shard), optimizer_state)
+    rounds.work_write(shard_optimizer_key(job.id, epoch, shard, round), optimizer_state)
     recorded = claims.task_complete(
         claim=claim,
         output_key=key,
@@ -215,14 +281,17 @@ def _evaluation_fields(evaluation: Evaluation | None) -> dict:
 
 
 @log_capture.logged("aggregate")
-def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None) -> dict:
-    """Average the epoch's shard weights and evaluate them (on the epochs the job
-    evaluates), hand the result to ``jobs.services.epochs.epoch_finished`` (which
-    stores it and decides what follows), then delete the shard files it folded in.
+def aggregate_step(*, job_id, epoch: int, round: int = 1, local: tuple[int, dict] | None = None) -> dict:
+    """Average a round's shard weights, apply the job's outer optimizer to them
+    (workers/outer.py; ``average`` takes the average as it is), and hand the result to
+    ``jobs.services.epochs.round_finished``, which stores it and decides what follows.
+    A round inside its epoch leaves the global state (weights and outer state, content-
+    addressed); the round that ends its epoch evaluates (on the epochs the job evaluates)
+    and leaves the epoch's checkpoint. Then the files it folded in are deleted.
 
-    A duplicate of this step (a redelivery) is harmless: the epoch is recorded once.
+    A duplicate of this step (a redelivery) is harmless: the round is recorded once.
     """
-    shards = selectors.epoch_shards(job_id=job_id, epoch=epoch)
+    shards = selectors.epoch_shards(job_id=job_id, epoch=epoch, round=round)
     job, tasks = shards.job, shards.tasks
     if job is None or shards.recorded:
         return {"skipped": True}
@@ -230,37 +299,90 @@ def aggregate_step(*, job_id, epoch: int, local: tuple[int, dict] | None = None)
     if job.status != Status.RUNNING and done < len(tasks):
         return {"stopped": job.status}
     if len(tasks) != job.num_workers or done < len(tasks):
-        raise ShardsPending(f"epoch {epoch}: {done} of {job.num_workers} shards done")
+        raise ShardsPending(f"epoch {epoch} round {round}: {done} of {job.num_workers} shards done")
 
     device = _prepare(job)
+    weights, outer = _round_weights(job, epoch, round, tasks, local)
+    previous_state = job.round_state_key
+    if round < job.rounds_per_epoch:
+        key = rounds.global_state_write(job.id, weights, outer)
+        recorded = _finish(
+            job, lambda: epochs.round_finished(job=job, epoch=epoch, round=round, state_key=key, result=None)
+        )
+        if recorded is None:
+            return {"skipped": True}
+        _work_delete(job, epoch, round, tasks, previous_state if recorded and previous_state != key else "")
+        return {"epoch": epoch, "round": round}
+    result = _epoch_result(job, epoch, tasks, weights, outer, device)
+    if (
+        _finish(job, lambda: epochs.round_finished(job=job, epoch=epoch, round=round, state_key="", result=result))
+        is None
+    ):
+        return {"skipped": True}
+    rounds.checkpoint_remember(sha256_hex(result.checkpoint), weights)  # the next epoch's shards on this worker
+    _work_delete(job, epoch, round, tasks, previous_state if previous_state != result.state_key else "")
+    return {"epoch": epoch, "val_accuracy": result.val_accuracy}
+
+
+def _round_weights(job: Job, epoch: int, round: int, tasks, local) -> tuple[dict, dict]:
+    """The new global weights and outer state: the shards' sample-weighted average, moved by the outer optimizer."""
     samples = [int(t.samples or 0) for t in tasks]  # set on every succeeded row
     states = [local[1] if local and local[0] == t.shard else bytes_to_state(blob_read(t.output_key)) for t in tasks]
     averaged = weighted_average(states, samples)
+    at = f"epoch {epoch}" + (f", round {round}" if job.sync_every_steps else "")
     bad = first_non_finite(averaged)  # the shards' weights are finite; their float32 mean may not be
     if bad is not None:
-        raise Diverged(f"the averaged weights became non-finite ({bad}) at epoch {epoch}")
+        raise Diverged(f"the averaged weights became non-finite ({bad}) at {at}")
+    if job.outer_optimizer == "average":
+        return averaged, {}
+    start, outer = _round_start(job, epoch, round)
+    weights, outer = outer_step(
+        start, averaged, outer, kind=job.outer_optimizer, lr=job.outer_learning_rate, momentum=job.outer_momentum
+    )
+    bad = first_non_finite(weights)
+    if bad is not None:
+        raise Diverged(f"the outer {job.outer_optimizer} step made the weights non-finite ({bad}) at {at}")
+    return weights, outer
+
+
+def _epoch_result(job: Job, epoch: int, tasks, weights: dict, outer: dict, device) -> epochs.EpochResult:
+    """The epoch's checkpoint, its numbers over every round's shards, and its evaluation
+    (on the epochs it evaluates). An outer optimizer's state is stored beside it."""
     model = build_model(job.model_type, job.input_shape, job.num_classes, job.model_args)
-    model.load_state_dict(averaged)
+    model.load_state_dict(weights)
     evaluation = _evaluation(job, model, device, epoch)
+    rows = tasks if job.rounds_per_epoch <= 1 else selectors.epoch_tasks(job_id=job.id, epoch=epoch)
+    samples = [int(t.samples or 0) for t in rows]
     total = sum(samples)
-    result = epochs.EpochResult(
+    return epochs.EpochResult(
         epoch=epoch,
-        checkpoint=checkpoint_bytes(averaged, job.model_config, class_names=job.class_names),
-        train_loss=sum(float(t.train_loss or 0.0) * n for t, n in zip(tasks, samples, strict=True)) / total,
+        checkpoint=checkpoint_bytes(weights, job.model_config, class_names=job.class_names),
+        train_loss=sum(float(t.train_loss or 0.0) * n for t, n in zip(rows, samples, strict=True)) / max(total, 1),
         samples=total,
-        duration_s=(timezone.now() - min(t.started_at or timezone.now() for t in tasks)).total_seconds(),
+        duration_s=(timezone.now() - min(t.started_at or timezone.now() for t in rows)).total_seconds(),
+        state_key=rounds.global_state_write(job.id, weights, outer) if job.outer_optimizer != "average" else "",
         **_evaluation_fields(evaluation),
     )
+
+
+def _finish(job: Job, record) -> bool | None:
+    """Run the lifecycle's ``record``; None when the job was deleted meanwhile (its objects swept again)."""
     try:
-        epochs.epoch_finished(job=job, result=result)
+        return record()
     except Exception:
         if lifecycle.job_leftovers_delete(job_id=job.id):
-            return {"skipped": True}  # deleted while this aggregated (its checkpoint row had no job)
+            return None  # deleted while this aggregated (its checkpoint row had no job)
         raise
-    # Shard weights are folded into the checkpoint; the previous epoch's optimiser
-    # states have been read by every shard of this one.
+
+
+def _work_delete(job: Job, epoch: int, round: int, tasks, superseded_state: str) -> None:
+    """Shard weights are folded into the round's result; the previous round's optimiser
+    states have been read by every shard of this one; the state it superseded is not
+    read again."""
     for t in tasks:
         blob_delete(t.output_key)
-        if epoch > 1:
-            blob_delete(shard_optimizer_key(job.id, epoch - 1, t.shard))
-    return {"epoch": epoch, "val_accuracy": result.val_accuracy}
+        previous = _previous_optimizer_key(job, epoch, round, t.shard)
+        if previous:
+            blob_delete(previous)
+    if superseded_state:
+        blob_delete(superseded_state)

@@ -25,16 +25,24 @@ class TrainingTask(CeleryTask):
     max_retries = 10
 
 
+def _round(args) -> int:
+    """The round a message names (it goes last; a message from before rounds names none: round 1)."""
+    return int(args[3]) if len(args) > 3 else 1
+
+
 class ShardTask(TrainingTask):
     def on_retry(self, exc, task_id, args, kwargs, einfo):
         job_id, epoch, shard = args[0], args[1], args[2]
-        claims.task_retrying(job_id=job_id, epoch=epoch, shard=shard, celery_id=task_id, error=describe(exc))
+        claims.task_retrying(
+            job_id=job_id, epoch=epoch, shard=shard, round=_round(args), celery_id=task_id, error=describe(exc)
+        )
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         failures.shard_failed(
             job_id=args[0],
             epoch=args[1],
             shard=args[2],
+            round=_round(args),
             celery_id=task_id,
             error=describe(exc),
             error_class=classify(exc),
@@ -48,6 +56,7 @@ class AggregateTask(TrainingTask):
         failures.aggregate_failed(
             job_id=args[0],
             epoch=args[1],
+            round=int(args[2]) if len(args) > 2 else 1,
             error=describe(exc),
             error_class=classify(exc),
             detail=str(einfo),
@@ -56,20 +65,21 @@ class AggregateTask(TrainingTask):
 
 
 @app.task(bind=True, base=ShardTask, name=TRAIN_SHARD)
-def train_shard(self, job_id: str, epoch: int, shard: int) -> dict:
+def train_shard(self, job_id: str, epoch: int, shard: int, round: int = 1) -> dict:
     return steps.shard_step(
         job_id=job_id,
         epoch=epoch,
         shard=shard,
+        round=round,
         worker=self.request.hostname or "eager",
         in_chord=self.request.chord is not None,
     )
 
 
 @app.task(bind=True, base=AggregateTask, name=AGGREGATE_EPOCH)
-def aggregate_epoch(self, job_id: str, epoch: int) -> dict:
+def aggregate_epoch(self, job_id: str, epoch: int, round: int = 1) -> dict:
     try:
-        return steps.aggregate_step(job_id=job_id, epoch=epoch)
+        return steps.aggregate_step(job_id=job_id, epoch=epoch, round=round)
     except ShardsPending as exc:
         # A chord can fire early when a shard message was delivered twice: wait for the rows.
         raise self.retry(exc=exc, countdown=2, max_retries=1800) from exc

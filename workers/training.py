@@ -159,10 +159,12 @@ def shard_generator(seed: int, epoch: int, shard: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 10_007 + shard)
 
 
-def augment_seed(seed: int, epoch: int, shard: int) -> int:
-    """The augmentation's seed for one shard in one epoch: from (seed, epoch, shard)
-    alone, and a stream of its own (not the data order's)."""
-    digest = hashlib.sha256(f"augment:{seed}:{epoch}:{shard}".encode()).digest()
+def augment_seed(seed: int, epoch: int, shard: int, round: int | None = None) -> int:
+    """The augmentation's seed for one shard in one epoch (or one round of it, with
+    ``sync_every_steps``): from (seed, epoch, shard[, round]) alone, and a stream of its
+    own (not the data order's)."""
+    at = f"{seed}:{epoch}:{shard}" + (f":r{round}" if round is not None else "")
+    digest = hashlib.sha256(f"augment:{at}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
@@ -229,8 +231,10 @@ def train_epoch(
     recipe: Recipe | None = None,
     should_stop: Callable[[], bool] | None = None,
     check_every_s: float = 1.0,
+    shuffle: bool = True,
 ) -> EpochResult:
-    """Shuffle with ``generator`` and take one optimiser step per mini-batch.
+    """Shuffle with ``generator`` (``shuffle=False``: keep the order given, a round's
+    samples already in their epoch's order) and take one optimiser step per mini-batch.
 
     ``x`` and ``y`` already live on the model's device. ``should_stop`` is asked
     about once every ``check_every_s`` seconds; when it says yes, TrainingStopped.
@@ -242,7 +246,7 @@ def train_epoch(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     model.train()
     n = len(x)
-    perm = torch.randperm(n, generator=generator).to(x.device)
+    perm = (torch.randperm(n, generator=generator) if shuffle else torch.arange(n)).to(x.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     next_check = time.monotonic() + check_every_s
     # A model's dropout (mlp's, torchvision's, a plugin's) draws from torch's global RNG: in a

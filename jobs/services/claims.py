@@ -17,24 +17,35 @@ from jobs import signals
 from jobs.models import ACTIVE_STATUSES, Job, Status, Task
 
 
-def epoch_tasks_dispatch(*, job: Job, epoch: int) -> dict[int, str]:
-    """Make sure the epoch has its Task rows and give each unfinished one a fresh
+def epoch_tasks_dispatch(*, job: Job, epoch: int, round: int = 1) -> dict[int, str]:
+    """Make sure the round has its Task rows and give each unfinished one a fresh
     message id (a revoked id from a cancelled run must not be reused).
-    Returns shard -> message id for the shards to send."""
+    Returns shard -> message id for the shards to send.
+
+    Three queries whatever the shard count (read, insert the new rows with their ids,
+    update the ones there already), not one per shard: a round's fixed cost matters."""
     now = timezone.now()
+    existing = {
+        t.shard: t for t in Task.objects.filter(job=job, epoch=epoch, round=round).only("id", "shard", "status")
+    }
+    ids = {s: new_celery_id(job.id, epoch, s, round) for s in range(job.num_workers) if s not in existing}
     Task.objects.bulk_create(
-        [Task(job=job, epoch=epoch, shard=s) for s in range(job.num_workers)], ignore_conflicts=True
+        [Task(job=job, epoch=epoch, round=round, shard=s, celery_id=cid, dispatched_at=now) for s, cid in ids.items()],
+        ignore_conflicts=True,
     )
-    ids = {}
-    for task in Task.objects.filter(job=job, epoch=epoch).exclude(status=Status.SUCCEEDED):
-        ids[task.shard] = new_celery_id(job.id, epoch, task.shard)
-        Task.objects.filter(id=task.id).update(celery_id=ids[task.shard], dispatched_at=now)
+    again = [t for t in existing.values() if t.status != Status.SUCCEEDED]
+    for task in again:
+        task.celery_id, task.dispatched_at = new_celery_id(job.id, epoch, task.shard, round), now
+        ids[task.shard] = task.celery_id
+    if again:
+        Task.objects.bulk_update(again, ["celery_id", "dispatched_at"])
     Job.objects.filter(id=job.id, current_epoch__lt=epoch).update(current_epoch=epoch)
     return ids
 
 
-def new_celery_id(job_id, epoch: int, shard: int) -> str:
-    return f"{job_id}-e{epoch}-s{shard}-{uuid.uuid4().hex[:8]}"
+def new_celery_id(job_id, epoch: int, shard: int, round: int = 1) -> str:
+    at = f"e{epoch}" if round == 1 else f"e{epoch}r{round}"
+    return f"{job_id}-{at}-s{shard}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,13 @@ class Claim:
     already_done: bool = False
 
 
-def task_claim(*, job_id, epoch: int, shard: int, worker: str) -> Claim | None:
-    """Take a shard for this delivery. None: nothing to do (job ended, task ended or
-    claimed by a newer delivery). ``already_done``: an earlier delivery finished it."""
+def task_claim(*, job_id, epoch: int, shard: int, worker: str, round: int = 1) -> Claim | None:
+    """Take a shard of a round for this delivery. None: nothing to do (job ended, task
+    ended or claimed by a newer delivery). ``already_done``: an earlier delivery finished it."""
     task = (
-        Task.objects.select_related("job", "job__dataset_ref").filter(job_id=job_id, epoch=epoch, shard=shard).first()
+        Task.objects.select_related("job", "job__dataset_ref")
+        .filter(job_id=job_id, epoch=epoch, round=round, shard=shard)
+        .first()
     )
     if task is None or task.job.status not in ACTIVE_STATUSES:
         return None
@@ -98,10 +111,11 @@ def task_complete(*, claim: Claim, output_key: str, samples: int, train_loss: fl
 def task_heartbeat(*, claim: Claim) -> bool:
     """Record that this delivery is alive; False when it should stop (job no longer
     running, or a newer delivery of the shard has taken over)."""
-    alive = Task.objects.filter(id=claim.task.id, attempts=claim.attempt, status=Status.RUNNING).update(
-        heartbeat_at=timezone.now()
-    )
-    return bool(alive) and Job.objects.filter(id=claim.task.job_id, status=Status.RUNNING).exists()
+    # One round trip: the job's status is a condition of the update (a subquery), not a second query.
+    alive = Task.objects.filter(
+        id=claim.task.id, attempts=claim.attempt, status=Status.RUNNING, job__status=Status.RUNNING
+    ).update(heartbeat_at=timezone.now())
+    return bool(alive)
 
 
 def task_stop(*, claim: Claim, status: str, error: str = "") -> None:
@@ -110,8 +124,8 @@ def task_stop(*, claim: Claim, status: str, error: str = "") -> None:
     )
 
 
-def task_fail(*, job_id, epoch: int, shard: int, error: str, error_class: str = "") -> None:
-    Task.objects.filter(job_id=job_id, epoch=epoch, shard=shard).exclude(status=Status.SUCCEEDED).update(
+def task_fail(*, job_id, epoch: int, shard: int, error: str, error_class: str = "", round: int = 1) -> None:
+    Task.objects.filter(job_id=job_id, epoch=epoch, round=round, shard=shard).exclude(status=Status.SUCCEEDED).update(
         status=Status.FAILED, finished_at=timezone.now(), error=error[:2000], error_class=error_class
     )
 
@@ -129,9 +143,11 @@ def task_requeue(*, task: Task, celery_id: str, worker_lost: bool = False) -> bo
     )
 
 
-def task_retrying(*, job_id, epoch: int, shard: int, celery_id: str, error: str) -> None:
+def task_retrying(*, job_id, epoch: int, shard: int, celery_id: str, error: str, round: int = 1) -> None:
     """A delivery hit a transient error and will be retried: the shard waits in the queue
     again (its retry message is held by the broker), rather than looking like a dead worker."""
-    Task.objects.filter(job_id=job_id, epoch=epoch, shard=shard, status=Status.RUNNING, celery_id=celery_id).update(
+    Task.objects.filter(
+        job_id=job_id, epoch=epoch, round=round, shard=shard, status=Status.RUNNING, celery_id=celery_id
+    ).update(
         status=Status.QUEUED, dispatched_at=timezone.now(), heartbeat_at=None, error=f"retrying after {error}"[:2000]
     )

@@ -1,9 +1,10 @@
-"""What happens when an epoch's shards are done: the one place that decides what
-follows a finished epoch (launch the next, hold it for the sweep, stop the job early,
-finish it), and which epochs are evaluated.
+"""What happens when a round's shards are done: the one place that decides what
+follows a finished round (the next round of its epoch, or the epoch's end) and a
+finished epoch (launch the next, hold it for the sweep, stop the job early, finish
+it), and which epochs are evaluated.
 
-Workers compute (average, evaluate, serialise the checkpoint) and call
-``epoch_finished`` with the result; this module stores it and decides.
+Workers compute (average, apply the outer optimizer, evaluate, serialise the
+checkpoint) and call ``round_finished`` with the result; this module stores it and decides.
 """
 
 from __future__ import annotations
@@ -39,6 +40,28 @@ class EpochResult:
     top5_accuracy: float | None = None  # with more than 10 classes
     per_class_accuracy: list | None = None  # by class index
     confusion_matrix: list | None = None  # rows: true class, columns: predicted
+    state_key: str = ""  # the global weights and outer state at its end, when the checkpoint alone is not it
+
+
+def round_finished(*, job: Job, epoch: int, round: int, state_key: str, result: EpochResult | None) -> bool:
+    """Store a finished round and decide what follows it. ``result``: the epoch's, when
+    this round ends its epoch (``epoch_finished`` takes over); None for a round inside
+    its epoch, whose global weights and outer state are at ``state_key`` (content-
+    addressed): the round is recorded on the job, and the next round launched.
+
+    Recorded once: the update is conditional on the rounds recorded before it, so a
+    duplicate aggregate records and launches nothing. Returns whether this call recorded
+    it (the caller then deletes what the round superseded)."""
+    if result is not None:
+        epoch_finished(job=job, result=result)
+        return True
+    done = (epoch - 1) * job.rounds_per_epoch + round
+    recorded = Job.objects.filter(id=job.id, completed_rounds=done - 1).update(
+        completed_rounds=done, round_state_key=state_key, updated_at=timezone.now()
+    )
+    if recorded:
+        launch.round_launch(job.id, epoch, round + 1)  # launches nothing for a job that has ended meanwhile
+    return bool(recorded)
 
 
 def epoch_evaluates(*, job: Job, epoch: int) -> bool:
@@ -71,6 +94,11 @@ def epoch_finished(*, job: Job, result: EpochResult) -> None:
     checkpoint_save(
         job=job, epoch=epoch, kind=Checkpoint.Kind.EPOCH, data=result.checkpoint, val_accuracy=result.val_accuracy
     )
+    if result.state_key or job.rounds_per_epoch > 1:  # where the next epoch's first round starts from
+        done = epoch * job.rounds_per_epoch
+        Job.objects.filter(id=job.id, completed_rounds__lt=done).update(
+            completed_rounds=done, round_state_key=result.state_key
+        )
     stop_reason = _early_stop_reason(job, result)
     last = epoch >= job.epochs or stop_reason is not None
     launched = job.tasks.filter(epoch=epoch + 1).exists()  # by an earlier delivery of this step
@@ -165,6 +193,7 @@ def epoch_record(
         job.save(
             update_fields=[
                 "completed_epochs",
+                "completed_rounds",
                 "train_loss",
                 "val_loss",
                 "val_accuracy",
@@ -193,6 +222,7 @@ def _job_latest(job: Job, epoch: int, *, train_loss: float, val_loss: float | No
         if job.best_val_accuracy is None or val_accuracy > job.best_val_accuracy:
             job.best_val_accuracy = val_accuracy
     job.completed_epochs = max(job.completed_epochs, epoch)
+    job.completed_rounds = max(job.completed_rounds, epoch * max(1, job.rounds_per_epoch))
 
 
 def _job_stop_early(job: Job, epoch: int, reason: str) -> None:

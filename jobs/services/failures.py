@@ -8,39 +8,52 @@ failed (the reconciler sends the work again once it is back).
 
 from __future__ import annotations
 
+from jobs import selectors
 from jobs.failure_classes import DIVERGED
-from jobs.models import EpochMetric, Job, Status, Task
+from jobs.models import Job, Status, Task
 from jobs.services import claims, lifecycle
 from storage_app.models import Checkpoint
 
 
 def shard_failed(
-    *, job_id, epoch: int, shard: int, celery_id: str, error: str, error_class: str, detail: str, broker_down: bool
+    *,
+    job_id,
+    epoch: int,
+    shard: int,
+    celery_id: str,
+    error: str,
+    error_class: str,
+    detail: str,
+    broker_down: bool,
+    round: int = 1,
 ) -> None:
     """A shard's delivery failed for good (retries spent, or an error retrying cannot fix)."""
-    if Task.objects.filter(job_id=job_id, epoch=epoch, shard=shard, status=Status.SUCCEEDED).exists():
+    at = dict(job_id=job_id, epoch=epoch, round=round, shard=shard)
+    if Task.objects.filter(**at, status=Status.SUCCEEDED).exists():
         return  # only the result's transport failed: the row holds the result
     if broker_down:
-        claims.task_retrying(job_id=job_id, epoch=epoch, shard=shard, celery_id=celery_id, error=error)
+        claims.task_retrying(**at, celery_id=celery_id, error=error)
         return
-    claims.task_fail(job_id=job_id, epoch=epoch, shard=shard, error=error, error_class=error_class)
+    claims.task_fail(**at, error=error, error_class=error_class)
+    where = f"shard {shard} of epoch {epoch}" + (f", round {round}" if round > 1 else "")
     lifecycle.job_fail(
         job_id=job_id,
-        reason=failure_reason(
-            job_id=job_id, what=f"shard {shard} of epoch {epoch}", error=error, error_class=error_class
-        ),
+        reason=failure_reason(job_id=job_id, what=where, error=error, error_class=error_class),
         detail=detail,
         error_class=error_class,
     )
 
 
-def aggregate_failed(*, job_id, epoch: int, error: str, error_class: str, detail: str, broker_down: bool) -> None:
-    """An epoch's aggregate failed for good."""
-    if broker_down or EpochMetric.objects.filter(job_id=job_id, epoch=epoch).exists():
+def aggregate_failed(
+    *, job_id, epoch: int, error: str, error_class: str, detail: str, broker_down: bool, round: int = 1
+) -> None:
+    """A round's aggregate failed for good (a duplicate's failure after the round was recorded changes nothing)."""
+    if broker_down or selectors.round_recorded(job_id=job_id, epoch=epoch, round=round):
         return
+    where = f"aggregating epoch {epoch}" + (f", round {round}" if round > 1 else "")
     lifecycle.job_fail(
         job_id=job_id,
-        reason=failure_reason(job_id=job_id, what=f"aggregating epoch {epoch}", error=error, error_class=error_class),
+        reason=failure_reason(job_id=job_id, what=where, error=error, error_class=error_class),
         detail=detail,
         error_class=error_class,
     )

@@ -1,4 +1,4 @@
-"""Launching an epoch: its Task rows, then its chord. Used by create, resume, the
+"""Launching an epoch's round: its Task rows, then its chord. Used by create, resume, the
 epoch-finished decision and the reconciler, so an epoch starts one way only."""
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ def job_launch(job_id) -> None:
 
 
 def epoch_launch(job_id, epoch: int) -> None:
-    """Create the epoch's Task rows and send its chord (shards in parallel, then aggregate).
+    """Start an epoch: its first round."""
+    round_launch(job_id, epoch, 1)
+
+
+def round_launch(job_id, epoch: int, round: int) -> None:
+    """Create the round's Task rows and send its chord (shards in parallel, then aggregate).
 
     The job's row stays locked while its Task rows are made: a cancel committing meanwhile
     waits, then cancels them too, instead of leaving them queued for a job that has ended
@@ -33,18 +38,28 @@ def epoch_launch(job_id, epoch: int) -> None:
         job = Job.objects.select_for_update().filter(id=job_id, status__in=(Status.QUEUED, Status.RUNNING)).first()
         if job is None:
             return
-        ids = claims.epoch_tasks_dispatch(job=job, epoch=epoch)
+        ids = claims.epoch_tasks_dispatch(job=job, epoch=epoch, round=round)
     # A shard that already succeeded is sent too (it answers at once) so the chord counts it.
-    celery_ids = {s: ids.get(s) or claims.new_celery_id(job.id, epoch, s) for s in range(job.num_workers)}
-    orchestration.epoch_send(job, epoch, celery_ids, priority=dispatch_priority(job))
+    celery_ids = {s: ids.get(s) or claims.new_celery_id(job.id, epoch, s, round) for s in range(job.num_workers)}
+    orchestration.epoch_send(job, epoch, celery_ids, priority=dispatch_priority(job), round=round)
+
+
+def launch_at(job_id, epoch: int, round: int) -> None:
+    """Launch a round, through ``epoch_launch`` when it starts its epoch."""
+    if round == 1:
+        epoch_launch(job_id, epoch)
+    else:
+        round_launch(job_id, epoch, round)
 
 
 def shard_redispatch(task, *, worker_lost: bool = False) -> bool:
     """Send a shard again on its own (outside any chord); its completion triggers the aggregate."""
-    celery_id = claims.new_celery_id(task.job_id, task.epoch, task.shard)
+    celery_id = claims.new_celery_id(task.job_id, task.epoch, task.shard, task.round)
     if not claims.task_requeue(task=task, celery_id=celery_id, worker_lost=worker_lost):
         return False
-    orchestration.shard_send(task.job, task.epoch, task.shard, celery_id, priority=dispatch_priority(task.job))
+    orchestration.shard_send(
+        task.job, task.epoch, task.shard, celery_id, priority=dispatch_priority(task.job), round=task.round
+    )
     return True
 
 

@@ -11,7 +11,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from jobs import orchestration, pending_messages, selectors, signals
@@ -118,6 +118,7 @@ def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None
             threads=spec.get("threads") or 0,
             keep_checkpoints=spec.get("keep_checkpoints", settings.TENSORFLEET_KEEP_CHECKPOINTS),
             total_tasks=shards * spec["epochs"],
+            rounds_per_epoch=0 if spec.get("sync_every_steps") else 1,  # counted by the first worker (job_rounds_fix)
             sweep=sweep,
             trial_number=trial_number,
             **{field: spec[field] for field in RECIPE_FIELDS if field in spec},
@@ -138,6 +139,16 @@ def job_threads_fix(*, job_id, threads: int) -> int:
     since the count is part of the arithmetic (docs/ARCHITECTURE: determinism)."""
     Job.objects.filter(id=job_id, threads=0).update(threads=threads)
     return Job.objects.filter(id=job_id).values_list("threads", flat=True).get()
+
+
+def job_rounds_fix(*, job_id, rounds: int) -> int:
+    """The job's rounds per epoch (``sync_every_steps``): the first worker to count them
+    from the data records its count, and its progress then counts every round's shards.
+    Every worker counts the same; the recorded count is returned."""
+    Job.objects.filter(id=job_id, rounds_per_epoch=0).update(
+        rounds_per_epoch=rounds, total_tasks=F("num_workers") * F("epochs") * rounds
+    )
+    return Job.objects.filter(id=job_id).values_list("rounds_per_epoch", flat=True).get()
 
 
 def job_cancel(*, job: Job, reason: str = "") -> Job:
@@ -230,10 +241,11 @@ def job_leftovers_delete(*, job_id) -> bool:
 
 
 def job_resume(*, job: Job) -> int:
-    """Continue a cancelled or failed job from its last completed epoch's checkpoint,
-    and launch that epoch once this commits. Returns the epoch it restarts at.
+    """Continue a cancelled or failed job from its last recorded round (the last epoch's
+    checkpoint, or the global state of a round inside an epoch), and launch the round
+    after it once this commits. Returns the epoch it restarts in.
 
-    Shards of later epochs start over (their work is deterministic, so the result is
+    Shards of later rounds start over (their work is deterministic, so the result is
     the same as an uninterrupted run).
     """
     with transaction.atomic():
@@ -244,8 +256,14 @@ def job_resume(*, job: Job) -> int:
         refusal = selectors.job_resume_refusal(job)
         if refusal:
             raise JobNotResumable(refusal)
-        restart = job.completed_epochs + 1
-        job.tasks.filter(epoch__gte=restart).update(status=Status.QUEUED, error="", error_class="", heartbeat_at=None)
+        restart, round = job.completed_epochs + 1, 1
+        if job.rounds_per_epoch > 1:
+            restart, round = (
+                job.completed_rounds // job.rounds_per_epoch + 1,
+                job.completed_rounds % job.rounds_per_epoch + 1,
+            )
+        later = Q(epoch__gt=restart) | Q(epoch=restart, round__gte=round)
+        job.tasks.filter(later).update(status=Status.QUEUED, error="", error_class="", heartbeat_at=None)
         job.status = Status.RUNNING
         job.finished_at = None
         job.error = job.error_class = job.error_detail = ""
@@ -261,5 +279,5 @@ def job_resume(*, job: Job) -> int:
                 "updated_at",
             ]
         )
-        transaction.on_commit(lambda: launch.epoch_launch(job.id, restart))
+        transaction.on_commit(lambda: launch.launch_at(job.id, restart, round))
     return restart

@@ -116,11 +116,19 @@ def job_list(request):
 
 
 def _task_grid(job: Job) -> list[dict]:
-    """Rows of the task grid: one per epoch, one cell per shard."""
-    rows: dict[int, list] = {}
+    """Rows of the task grid: one per round of an epoch (one per epoch without rounds), one cell per shard."""
+    rows: dict[tuple[int, int], list] = {}
     for task in TaskSerializer(job.tasks.all(), many=True).data:
-        rows.setdefault(task["epoch"], []).append(task)
-    return [{"epoch": epoch, "tasks": tasks} for epoch, tasks in sorted(rows.items())]
+        rows.setdefault((task["epoch"], task["round"]), []).append(task)
+    return [
+        {
+            "epoch": epoch,
+            "round": round,
+            "label": f"epoch {epoch}" + (f" · round {round}" if job.sync_every_steps else ""),
+            "tasks": tasks,
+        }
+        for (epoch, round), tasks in sorted(rows.items())
+    ]
 
 
 def _class_metrics(job: Job) -> dict | None:

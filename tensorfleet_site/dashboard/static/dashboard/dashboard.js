@@ -119,11 +119,17 @@
             "</td><td>" + fmt(e.val_accuracy, 4) + "</td><td>" + fmt(e.samples_per_s, 1) + "</td><td>" +
             fmt(e.duration_s, 2) + "</td></tr>";
         }).join("") || "<tr><td colspan=\"6\">No epoch finished yet.</td></tr>";
-        var byEpoch = {};
-        tasks.forEach(function (t) { (byEpoch[t.epoch] = byEpoch[t.epoch] || []).push(t); });
-        document.getElementById("task-grid").innerHTML = Object.keys(byEpoch).sort(function (a, b) { return a - b; })
-          .map(function (e) {
-            return "<tr><th>epoch " + e + "</th>" + byEpoch[e].map(function (t) {
+        var byRound = {}, order = [];  // one row per round of an epoch (per epoch without rounds)
+        tasks.forEach(function (t) {
+          var at = t.epoch * 1000000 + (t.round || 1);
+          if (!byRound[at]) { byRound[at] = []; order.push(at); }
+          byRound[at].push(t);
+        });
+        document.getElementById("task-grid").innerHTML = order.sort(function (a, b) { return a - b; })
+          .map(function (at) {
+            var e = Math.floor(at / 1000000), r = at % 1000000;
+            var label = "epoch " + e + (j.sync_every_steps ? " · round " + r : "");
+            return "<tr><th>" + label + "</th>" + byRound[at].map(function (t) {
               return "<td class=\"status " + esc(t.status) + "\" title=\"shard " + t.shard + " · " + esc(t.status) +
                 "\">shard " + t.shard + "<br><small>" + esc(t.worker || "–") +
                 (t.duration_s ? " · " + fmt(t.duration_s, 2) + " s" : "") + "</small></td>";
