@@ -153,6 +153,7 @@ class JobCreateSerializer(StrictSerializer):
     )
     outer_learning_rate = serializers.FloatField(min_value=1e-6, max_value=10.0, default=0.7, help_text="sgd, nesterov")
     outer_momentum = serializers.FloatField(min_value=0.0, max_value=0.999, default=0.9, help_text="nesterov")
+    validation = ValidationField()
     init_from = serializers.JSONField(
         required=False,
         allow_null=True,
@@ -160,8 +161,6 @@ class JobCreateSerializer(StrictSerializer):
         help_text='start epoch 1 from {"job": "<id>", "checkpoint": "final" | "best" | <epoch>} or '
         '{"weights": "<id or name>"} (/api/v1/weights); a different class count re-initialises the head',
     )
-    validation = ValidationField()
-
     # Organising (jobs/projects.py); PATCH /jobs/<id> changes these three only.
     project = ProjectField(required=False, allow_null=True, default=None)
     tags = TagsField(required=False, default=list)
@@ -191,6 +190,8 @@ class JobCreateSerializer(StrictSerializer):
         )
 
     def validate_init_from(self, value):
+        if value is None:  # nothing to resolve: the owner is not looked up (the command line does that lazily)
+            return None
         owner = self.context.get("owner")
         return init_from_resolve(owner=owner() if callable(owner) else owner, value=value)
 
