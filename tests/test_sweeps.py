@@ -485,12 +485,12 @@ def test_a_cancel_racing_an_epoch_launch_leaves_no_shard_queued(user, monkeypatc
     rows_made, release = threading.Event(), threading.Event()
     dispatch = claims.epoch_tasks_dispatch
 
-    def dispatch_then_wait(*, job, epoch):
+    def dispatch_then_wait(*, job, epoch, round=1):
         # The window inside epoch_tasks_dispatch: rows made (uncommitted), the job row not yet updated.
         Task.objects.bulk_create([Task(job=job, epoch=epoch, shard=s) for s in range(job.num_workers)])
         rows_made.set()
         release.wait(10)
-        return dispatch(job=job, epoch=epoch)
+        return dispatch(job=job, epoch=epoch, round=round)
 
     monkeypatch.setattr(claims, "epoch_tasks_dispatch", dispatch_then_wait)
     monkeypatch.setattr(orchestration, "chord", lambda header, body: SimpleNamespace(apply_async=lambda: None))
