@@ -142,7 +142,8 @@ def test_cancel_only_redirects_to_local_next(web, user):
 
 
 def test_resume_restarts_a_cancelled_job(web, user, django_capture_on_commit_callbacks):
-    job = JobFactory(owner=user, status=Status.CANCELLED, completed_epochs=1)
+    # One epoch of one round recorded (a job without rounds counts its epochs as rounds).
+    job = JobFactory(owner=user, status=Status.CANCELLED, completed_epochs=1, completed_rounds=1)
     with mock.patch("jobs.services.launch.epoch_launch") as launch, django_capture_on_commit_callbacks(execute=True):
         response = web.post(f"/dashboard/jobs/{job.id}/resume")
     assert response.status_code == 302

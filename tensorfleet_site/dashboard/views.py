@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.shortcuts import render as django_render
@@ -22,11 +24,13 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from rest_framework import serializers as drf
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import queue_consumers, selectors
-from jobs.models import Job, Status
+from jobs.filters import JOB_ORDERING, JobFilter
+from jobs.models import Job, Status, Tag
 from jobs.serializers import (
     CheckpointSerializer,
     EpochMetricSerializer,
@@ -39,6 +43,8 @@ from jobs.specs import JobCreateSerializer, SpecInvalid, job_spec_validate, spec
 from monitoring_app.overview import overview_for
 from storage_app.builtin_datasets import BUILTIN_DATASETS
 from storage_app.models import Dataset
+from tensorfleet_site.dashboard import formatting
+from tensorfleet_site.dashboard.timing import epoch_times
 from tensorfleet_site.quotas.limits import QuotaExceeded
 
 RECENT_JOBS = 10
@@ -102,17 +108,54 @@ class OverviewJsonView(APIView):
         return Response({"cards": overview_numbers(request.user), "jobs": jobs})
 
 
+def _job_filters(request) -> tuple[JobFilter, dict, dict]:
+    """The jobs API's own filters (jobs/filters.py) over the jobs the user oversees, and
+    the choices of the filter form: visible projects and tags."""
+    values = {k: v.strip() for k, v in request.GET.items() if k in JobFilter.base_filters and v.strip()}
+    jobs = visible_jobs(request.user).select_related("owner", "project").prefetch_related("tags")
+    choices = {
+        "projects": selectors.projects_visible_to(request.user).order_by("name"),
+        "tags": Tag.objects.filter(jobs__in=visible_jobs(request.user).values("id")).distinct().order_by("name"),
+    }
+    return JobFilter(data=values, queryset=jobs), values, choices
+
+
 @login_required
 def job_list(request):
-    status = request.GET.get("status", "")
-    jobs = visible_jobs(request.user).select_related("owner")
-    if status in Status.values:
-        jobs = jobs.filter(status=status)
-    else:
-        status = ""
+    found, values, choices = _job_filters(request)
+    errors: dict = {}
+    ordering = request.GET.get("ordering", "")
+    if ordering.lstrip("-") not in JOB_ORDERING:
+        ordering = ""
+    jobs = found.queryset.none()
+    try:
+        if found.is_valid():
+            jobs = found.qs
+            if ordering:
+                field = ordering.lstrip("-")
+                key = F(field).desc(nulls_last=True) if ordering.startswith("-") else F(field).asc(nulls_last=True)
+                jobs = jobs.order_by(key, "-created_at")
+        else:
+            errors = {field: [str(m) for m in messages_] for field, messages_ in found.errors.items()}
+    except ValidationError as exc:  # a filter method's own refusal (a malformed tag)
+        errors = {k: [str(m) for m in v] for k, v in exc.detail.items()} if isinstance(exc.detail, dict) else {}
+        jobs = found.queryset.none()
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"page": page, "jobs": page.object_list, "status": status, "statuses": Status.values}
-    return render(request, "dashboard/jobs.html", context)
+    query = urlencode({**values, **({"ordering": ordering} if ordering else {})})
+    context = {
+        "page": page,
+        "jobs": page.object_list,
+        "filters": values,
+        "errors": errors,
+        "ordering": ordering,
+        "orderings": [(f"-{f}", f"{f.replace('_', ' ')}, highest first") for f in JOB_ORDERING]
+        + [(f, f"{f.replace('_', ' ')}, lowest first") for f in JOB_ORDERING],
+        "statuses": Status.values,
+        "query": query,
+        "max_compared": MAX_COMPARED,
+        **choices,
+    }
+    return render(request, "dashboard/jobs.html", context, status=400 if errors else 200)
 
 
 def _task_grid(job: Job) -> list[dict]:
@@ -156,6 +199,20 @@ def _class_metrics(job: Job) -> dict | None:
     }
 
 
+def _epoch_rows(job: Job, metrics: list[dict]) -> list[dict]:
+    """The epochs table: each epoch's numbers and where its time went (timing.py)."""
+    times = epoch_times(job)
+    return [{**m, "time": times.get(m["epoch"])} for m in metrics]
+
+
+@login_required
+def job_epochs(request, job_id):
+    """The epochs table's rows, as the job page renders them: its live part polls this."""
+    job = _job_for(request, job_id)
+    metrics = EpochMetricSerializer(job.epoch_metrics.all(), many=True).data
+    return django_render(request, "dashboard/_epoch_rows.html", {"epoch_rows": _epoch_rows(job, list(metrics))})
+
+
 @login_required
 def job_detail(request, job_id):
     job = _job_for(request, job_id)
@@ -174,6 +231,7 @@ def job_detail(request, job_id):
         "job": job,
         "data": JobSerializer(job, context={"request": request}).data,
         "metrics": metrics,
+        "epoch_rows": _epoch_rows(job, metrics),
         "class_metrics": _class_metrics(job),
         "grid": _task_grid(job),
         "checkpoints": checkpoints,
@@ -272,10 +330,16 @@ def job_submit(request):
     return render(request, "dashboard/submit.html", context, status=400 if errors else 200)
 
 
+def _shown(job: Job, field: str) -> str:
+    if field == "status":
+        return formatting.status_label(job)
+    return formatting.number(getattr(job, field))
+
+
 @login_required
 def compare(request):
-    ids = []
-    for raw in request.GET.get("jobs", "").replace(" ", ",").split(","):
+    ids = []  # ?jobs=<id>&jobs=<id> from the ticked rows of the jobs list, or ?jobs=<id>,<id>
+    for raw in ",".join(request.GET.getlist("jobs")).replace(" ", ",").split(","):
         try:
             ids.append(uuid.UUID(raw.strip()))
         except ValueError:
@@ -296,8 +360,8 @@ def compare(request):
     ]
     known = spec_fields()
     shown = [f for f in JobSerializer.Meta.fields if f in known] + ["status"]
-    rows = [{"field": f, "values": [getattr(job, f) for job in jobs]} for f in shown]
-    rows.append({"field": "best val accuracy", "values": [job.best_val_accuracy for job in jobs]})
-    choices = visible_jobs(request.user).filter(completed_epochs__gt=0)[:50]
-    context = {"jobs": jobs, "series": series, "rows": rows, "choices": choices, "enough": len(jobs) >= 2}
+    rows = [{"field": f, "values": [_shown(job, f) for job in jobs]} for f in shown]
+    best = {"field": "best val accuracy", "values": [formatting.accuracy(job.best_val_accuracy) for job in jobs]}
+    rows = [best, *rows]
+    context = {"jobs": jobs, "series": series, "rows": rows, "enough": len(jobs) >= 2, "max_compared": MAX_COMPARED}
     return render(request, "dashboard/compare.html", context)

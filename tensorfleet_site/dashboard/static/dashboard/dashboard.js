@@ -22,12 +22,28 @@
   }
   function pct(p) { return Math.floor(p * 100) + "%"; }
   function fmt(x, n) { return x == null ? "–" : Number(x).toFixed(n); }
+  // As dashboard/formatting.py writes them on the server.
+  function accuracy(x) { return x == null ? "–" : (x * 100).toFixed(1) + " %"; }
+  function seconds(s) {
+    if (s < 10) return s.toFixed(1) + "s";
+    s = Math.round(s);
+    if (s < 60) return s + "s";
+    var m = Math.floor(s / 60), pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (m < 60) return m + "m " + pad(s % 60) + "s";
+    var h = Math.floor(m / 60);
+    return h < 24 ? h + "h " + pad(m % 60) + "m" : Math.floor(h / 24) + "d " + pad(h % 24) + "h";
+  }
   function duration(job) {
     if (!job.started_at) return "–";
     var end = job.finished_at ? new Date(job.finished_at) : new Date();
-    var s = Math.max(0, Math.round((end - new Date(job.started_at)) / 1000));
-    return s >= 60 ? Math.floor(s / 60) + " min " + (s % 60) + " s" : s + " s";
+    return seconds(Math.max(0, (end - new Date(job.started_at)) / 1000));
   }
+  function statusLabel(job) {  // an early stop says so instead of "cancelled" or "succeeded"
+    if (job.status === "cancelled" && job.error === "early-stopped") return "early-stopped";
+    if (job.status === "succeeded" && job.stop_reason) return "stopped early";
+    return job.status;
+  }
+  function statusClass(job) { return statusLabel(job) === job.status ? job.status : "early"; }
   function poll(fn) {
     var stopped = false;
     function tick() {
@@ -51,11 +67,11 @@
         });
         var rows = body.jobs.map(function (j) {
           return "<tr data-job=\"" + esc(j.id) + "\"><td><a href=\"" + opts.jobUrl + esc(j.id) + "/\">" +
-            esc(j.name || j.id.slice(0, 24)) + "</a></td><td><span class=\"status " + esc(j.status) + "\">" +
-            esc(j.status) + "</span></td><td><div class=\"bar\"><div style=\"width: " + pct(j.progress) +
+            esc(j.name || j.id.slice(0, 24)) + "</a></td><td><span class=\"status " + esc(statusClass(j)) + "\">" +
+            esc(statusLabel(j)) + "</span></td><td><div class=\"bar\"><div style=\"width: " + pct(j.progress) +
             "\"></div></div><small>" + pct(j.progress) + "</small></td>" +
             (opts.staff ? "<td>" + esc(j.owner) + "</td>" : "") + "<td>" + esc(j.model_type) + "</td><td>" +
-            esc(j.dataset) + "</td><td>" + fmt(j.metrics.best_val_accuracy, 4) + "</td><td>" + duration(j) + "</td></tr>";
+            esc(j.dataset) + "</td><td>" + accuracy(j.metrics.best_val_accuracy) + "</td><td>" + duration(j) + "</td></tr>";
         });
         document.getElementById("recent").innerHTML = rows.join("") ||
           "<tr><td colspan=\"9\">No jobs yet.</td></tr>";
@@ -98,13 +114,20 @@
         return page.next ? allTasks(page.next, acc) : acc;
       });
     };
+    var rowsUrl = document.getElementById("metrics-rows").dataset.url;
+    var getRows = function () {  // the epochs table as the server renders it (times split queue/training)
+      return fetch(rowsUrl, { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) throw new Error(rowsUrl + ": HTTP " + r.status);
+        return r.text();
+      });
+    };
     poll(function () {
-      return Promise.all([getJSON(base), getJSON(base + "/metrics"), allTasks(base + "/tasks", [])]).then(function (r) {
+      return Promise.all([getJSON(base), getJSON(base + "/metrics"), allTasks(base + "/tasks", []), getRows()]).then(function (r) {
         var j = r[0], m = r[1], tasks = r[2];
         var st = document.getElementById("job-status");
-        st.textContent = j.status; st.className = "status " + j.status;
+        st.textContent = statusLabel(j); st.className = "status " + statusClass(j); st.dataset.status = j.status;
         text("job-epoch", j.completed_epochs); text("job-tasks", j.completed_tasks);
-        text("job-best", fmt(j.metrics.best_val_accuracy, 4));
+        text("job-best", accuracy(j.metrics.best_val_accuracy));
         document.getElementById("job-bar").style.width = pct(j.progress);
         text("job-progress", pct(j.progress));
         text("job-waiting", j.waiting_reason || "");
@@ -114,11 +137,7 @@
           acc.data.datasets[0].data = points(m, "val_accuracy");
           loss.update(); acc.update();
         }
-        document.getElementById("metrics-rows").innerHTML = m.map(function (e) {
-          return "<tr><td>" + e.epoch + "</td><td>" + fmt(e.train_loss, 4) + "</td><td>" + fmt(e.val_loss, 4) +
-            "</td><td>" + fmt(e.val_accuracy, 4) + "</td><td>" + fmt(e.samples_per_s, 1) + "</td><td>" +
-            fmt(e.duration_s, 2) + "</td></tr>";
-        }).join("") || "<tr><td colspan=\"6\">No epoch finished yet.</td></tr>";
+        document.getElementById("metrics-rows").innerHTML = r[3];
         var byRound = {}, order = [];  // one row per round of an epoch (per epoch without rounds)
         tasks.forEach(function (t) {
           var at = t.epoch * 1000000 + (t.round || 1);
