@@ -1,5 +1,6 @@
 """A small process supervisor for `manage.py runfleet`: start children in their own
-process groups, prefix and file their output, restart crashes, stop them all."""
+process groups, file their output (one log per process; on the console too, prefixed,
+only with ``echo``), restart crashes, stop them all."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -33,10 +35,12 @@ class Supervisor:
     """Runs the fleet's processes; ``stop()`` leaves none of them behind."""
 
     MAX_RESTARTS_PER_MINUTE = 5
+    TAIL_LINES = 5  # of a crashed process's log, on the console
 
-    def __init__(self, log_dir: Path, console: TextIO = sys.stdout, colour: bool | None = None):
+    def __init__(self, log_dir: Path, console: TextIO = sys.stdout, colour: bool | None = None, echo: bool = False):
         self.log_dir = log_dir
         self.console = console
+        self.echo = echo
         self.colour = console.isatty() if colour is None else colour
         self.children: list[Child] = []
         self._lock = threading.Lock()
@@ -69,7 +73,19 @@ class Supervisor:
             for raw in iter(proc.stdout.readline, b""):
                 log.write(raw)
                 log.flush()
-                self.say(prefix + raw.decode(errors="replace").rstrip())
+                if self.echo:
+                    self.say(prefix + raw.decode(errors="replace").rstrip())
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def tail(self, name: str) -> list[str]:
+        """The last lines of a process's log (what it said before it died)."""
+        try:
+            with open(self.log_path(name), "rb") as log:
+                return [line.decode(errors="replace").rstrip() for line in deque(log, self.TAIL_LINES)]
+        except OSError:
+            return []
 
     def say(self, message: str) -> None:
         # tqdm.write moves a progress bar (the demo's, submit_job --watch's) out of the way.
@@ -86,9 +102,12 @@ class Supervisor:
                 continue
             now = time.monotonic()
             child.restarts = [t for t in child.restarts if now - t < 60]
+            if not self.echo:  # its log is not on the console: show how it ended
+                for line in self.tail(child.name):
+                    self.say(f"{child.name:>9} | {line}")
             if not child.restart or len(child.restarts) >= self.MAX_RESTARTS_PER_MINUTE:
-                raise RuntimeError(f"{child.name} exited with status {code}; see {self.log_dir / child.name}.log")
-            self.say(f"{child.name} exited with status {code}; restarting it")
+                raise RuntimeError(f"{child.name} exited with status {code}; see {self.log_path(child.name)}")
+            self.say(f"{child.name} exited with status {code}; restarting it (log: {self.log_path(child.name)})")
             child.restarts.append(now)
             self._spawn(child)
 

@@ -22,6 +22,8 @@ from django.db import transaction
 from tensorfleet_site.access.services import token_create
 from tensorfleet_site.celery import app as celery_app
 from tensorfleet_site.localfleet import embedded
+from tensorfleet_site.localfleet.banner import banner_lines, dashboard_url, flower_url
+from tensorfleet_site.localfleet.job_events import JobEvents
 from tensorfleet_site.localfleet.state_dir import StateDirBusy, StateLock, make_private
 from tensorfleet_site.localfleet.supervisor import Supervisor
 
@@ -29,6 +31,7 @@ DEMO_SPEC = {"name": "demo: cnn on digits", "model_type": "cnn", "dataset": "dig
 DEFAULT_WORKER_METRICS_PORT = 9808
 # Beat's schedule lives in the database (the reconciler and the retraining schedules).
 BEAT_OPTIONS = ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--loglevel", "INFO"]
+EVENTS_EVERY_S = 1.0  # job events on the console: one cheap query a second
 # AF_UNIX socket paths are at most 107 bytes on Linux.
 MAX_SOCKET_PATH = 107
 
@@ -83,6 +86,9 @@ class Command(BaseCommand):
         parser.add_argument("--flower-port", type=int, default=5555)
         parser.add_argument("--no-flower", action="store_true")
         parser.add_argument(
+            "--verbose", action="store_true", help="print every process's log on the console too (always in var/logs/)"
+        )
+        parser.add_argument(
             "--worker-metrics-port",
             type=int,
             default=None,
@@ -131,7 +137,10 @@ class Command(BaseCommand):
             ):
                 raise CommandError(f"--{option.replace('_', '-')}: port {opts[option]} is already in use")
 
-        supervisor = Supervisor(state / "logs", console=cast(TextIO, self.stdout._out))
+        supervisor = Supervisor(state / "logs", console=cast(TextIO, self.stdout._out), echo=opts["verbose"])
+        supervisor.say(f"TensorFleet's dashboard: {dashboard_url(opts)} (starting ...)")
+        if not opts["verbose"]:
+            supervisor.say(f"each process logs to {supervisor.log_dir}/<name>.log; job events follow here")
         for path in unchanged:
             supervisor.say(f"warning: {path} belongs to another user; its permissions could not be narrowed")
         stop = {"now": False}
@@ -159,8 +168,12 @@ class Command(BaseCommand):
                 code = 0 if job.status == "succeeded" else 1
                 if opts["exit_after_demo"]:
                     stop["now"] = True
+            events, polled = JobEvents(supervisor.say), 0.0
             while not stop["now"]:
                 supervisor.check()
+                if time.monotonic() - polled >= EVENTS_EVERY_S:
+                    polled = time.monotonic()
+                    events.poll()
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
@@ -280,7 +293,9 @@ class Command(BaseCommand):
                 "TENSORFLEET_WORKER_METRICS_ADDRESS": opts["host"],
             }
 
-        supervisor.start("api", gunicorn_command(opts["host"], opts["port"], state), env)
+        # The dashboard's nav links Flower where it runs (unless FLOWER_URL names another).
+        flower = {} if opts["no_flower"] or settings.FLOWER_URL else {"FLOWER_URL": flower_url(opts)}
+        supervisor.start("api", gunicorn_command(opts["host"], opts["port"], state), {**env, **flower})
         for i in range(1, opts["processes"] + 1):
             supervisor.start(
                 f"worker-{i}",
@@ -333,54 +348,8 @@ class Command(BaseCommand):
                 return
             time.sleep(0.3)
 
-    def _banner(
-        self,
-        opts,
-        username: str,
-        password: str | None,
-        token: str | None,
-        state: Path,
-        flower_login: str,
-        metrics_ports: list[int],
-    ) -> None:
-        base = f"http://{opts['host']}:{opts['port']}"
-        if password:
-            login = f"user {username}, password {password}, shown this once"
-        else:
-            login = f"user {username}; a new password: manage.py changepassword {username}"
-        lines = [
-            "",
-            "TensorFleet is running.",
-            f"  API          {base}/api/v1/jobs",
-            f"  API docs     {base}/api/docs/",
-            f"  Admin        {base}/admin/   ({login})",
-        ]
-        if not opts["no_flower"]:
-            flower = f"http://{opts['host']}:{opts['flower_port']}"
-            lines.append(f"  Flower       {flower}/   ({flower_login}); its metrics at {flower}/metrics")
-        guarded = "; Authorization: Bearer $METRICS_TOKEN" if settings.METRICS_TOKEN else ""
-        lines += [
-            f"  Health       {base}/api/v1/health   readiness {base}/api/v1/ready",
-            f"  Overview     {base}/api/v1/overview   (with your API token)",
-            f"  Metrics      {base}/metrics   (Prometheus{guarded})",
-        ]
-        if metrics_ports:
-            names = [f"worker-{i}" for i in range(1, opts["processes"] + 1)] + ["control"]
-            exporters = ", ".join(
-                f"{name} http://{opts['host']}:{port}/metrics" for name, port in zip(names, metrics_ports, strict=True)
-            )
-            lines.append(f"  Exporters    {exporters}")
-        lines += [
-            f"  Workers      {opts['processes']} on queue(s) {opts['queues']}, plus the reconciler (beat + control worker)",
-            f"  Logs         {state / 'logs'}",
-            f"  Token        {token}   (shown this once; only its digest is kept)"
-            if token
-            else f"  Token        shown on the first run; a new one: manage.py create_token {username}",
-            f'  Try          curl -H "Authorization: Token {token or "$TOKEN"}" {base}/api/v1/jobs',
-            "Press Ctrl-C to stop everything.",
-            "",
-        ]
-        self.stdout.write("\n".join(lines))
+    def _banner(self, opts, username, password, token, state, flower_login, metrics_ports) -> None:
+        self.stdout.write("\n".join(banner_lines(opts, username, password, token, state, flower_login, metrics_ports)))
 
     def _demo(self, opts, username: str):
         from jobs.services import lifecycle
