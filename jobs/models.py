@@ -220,6 +220,9 @@ class Task(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="tasks")
     epoch = models.PositiveIntegerField()
     round = models.PositiveIntegerField(default=1, help_text="1-based, within its epoch")
+    start_key = models.CharField(
+        max_length=500, blank=True, help_text="the global state its round starts from; empty: the last checkpoint"
+    )
     shard = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)

@@ -99,16 +99,16 @@ def _lost_queued_shards(now, actions: Counter) -> None:
 def _epochs_without_aggregate(now, actions: Counter) -> None:
     """Every shard of a round succeeded a while ago, but the round is not recorded
     (its aggregate's message or worker was lost). One grouped query for every running
-    job, not one per job: a pass stays cheap with thousands of active jobs. A round is
-    recorded when the job counts it (``completed_rounds``) or, ending its epoch, when the
-    epoch's metrics row exists."""
+    job, not one per job: a pass stays cheap with thousands of active jobs. A round inside
+    its epoch is recorded when the job counts it (``completed_rounds``), the round ending
+    an epoch when the epoch's metrics row exists."""
     cutoff = now - timedelta(seconds=settings.TENSORFLEET_REDISPATCH_AFTER)
     recorded = EpochMetric.objects.filter(job=OuterRef("job_id"), epoch=OuterRef("epoch"))
     grouped = (
         Task.objects.filter(job__status=Status.RUNNING)
         .filter(~Exists(recorded))
         .annotate(at=(F("epoch") - 1) * F("job__rounds_per_epoch") + F("round"))
-        .filter(at__gt=F("job__completed_rounds"))
+        .filter(Q(at__gt=F("job__completed_rounds")) | Q(round__gte=F("job__rounds_per_epoch")))
         .values("job_id", "epoch", "round")
         .annotate(total=Count("id"), done=Count("id", filter=Q(status=Status.SUCCEEDED)), last=Max("finished_at"))
         .filter(total=F("job__num_workers"), done=F("total"), last__lt=cutoff)

@@ -134,11 +134,11 @@ class EpochShards:
 
 def _recorded(job: Job, epoch: int, round: int) -> bool:
     """A round inside its epoch is recorded on the job (``completed_rounds``); the round
-    that ends an epoch with the epoch's metrics row (recorded once, by ``epoch_record``)."""
-    if (epoch - 1) * job.rounds_per_epoch + round <= job.completed_rounds and job.rounds_per_epoch:
-        return True
-    ends_epoch = round >= job.rounds_per_epoch
-    return ends_epoch and EpochMetric.objects.filter(job=job, epoch=epoch).exists()
+    that ends an epoch by the epoch's metrics row (recorded once, by ``epoch_record``,
+    after the round itself: an aggregate retried in between records the epoch)."""
+    if round >= job.rounds_per_epoch:
+        return EpochMetric.objects.filter(job=job, epoch=epoch).exists()
+    return (epoch - 1) * job.rounds_per_epoch + round <= job.completed_rounds
 
 
 def epoch_shards(*, job_id, epoch: int, round: int = 1) -> EpochShards:

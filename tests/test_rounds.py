@@ -144,3 +144,37 @@ def test_the_spec_checks_the_round_fields(user):
         with pytest.raises(SpecInvalid) as err:
             job_spec_validate(owner=user, data={"model_type": "mlp", "dataset": "iris", field: value})
         assert field in err.value.errors
+
+
+def test_an_epoch_whose_metrics_failed_after_its_last_round_resumes_at_that_round(
+    user, eager_celery, local_storage, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The last round of an epoch is recorded (its state moved on, the next epoch may have
+    started) before the epoch's metrics row: a failure in between leaves the epoch to do
+    again from its last round, whose rows kept the state they start from."""
+    from jobs.services import epochs
+
+    spec = {**SPEC, "epochs": 2, "num_workers": 2}
+    reference = run(user, spec, django_capture_on_commit_callbacks)
+    real_record = epochs.epoch_record
+
+    def fail_epoch_1(**kwargs):
+        if kwargs["epoch"] == 1:
+            raise RuntimeError("the database went away")
+        return real_record(**kwargs)
+
+    monkeypatch.setattr(epochs, "epoch_record", fail_epoch_1)
+    real_launch = launch.epoch_launch  # epoch 2's message is lost too
+    monkeypatch.setattr(launch, "epoch_launch", lambda job_id, epoch: epoch == 1 and real_launch(job_id, epoch))
+    job = run(user, spec, django_capture_on_commit_callbacks)
+    lifecycle.job_fail(job_id=job.id, reason="aggregating epoch 1, round 6 failed")  # as its failure for good does
+    job.refresh_from_db()
+    assert (
+        job.status == Status.FAILED and job.completed_epochs == 0 and job.completed_rounds == job.rounds_per_epoch == 6
+    )
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lifecycle.job_resume(job=job) == 1
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED, job.error
+    assert final_sha(job) == final_sha(reference)

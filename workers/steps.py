@@ -51,15 +51,16 @@ from workers.zoo import build_model, initial_model
 logger = logging.getLogger(__name__)
 
 
-def _round_start(job: Job, epoch: int, round: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def _round_start(job: Job, epoch: int, round: int, start_key: str) -> tuple[dict, dict]:
     """The global weights and outer state a round starts from: epoch 1's seeded initial
-    weights (or its init_from weights), the state the last recorded round left
-    (``job.round_state_key``, content-addressed), or epoch e-1's checkpoint; from this
-    worker's memory when it last read or wrote them (workers/state_cache.py)."""
+    weights (or its init_from weights), the state the round before left (``start_key``,
+    content-addressed, recorded on the round's rows when they were made), or epoch e-1's
+    checkpoint; from this worker's memory when it last read or wrote them
+    (workers/state_cache.py)."""
     if epoch == 1 and round == 1:
         return _initial_model(job).state_dict(), {}
-    if job.round_state_key:
-        return rounds.global_state_read(job.round_state_key)
+    if start_key:
+        return rounds.global_state_read(start_key)
     checkpoint = Checkpoint.objects.get(job=job, epoch=epoch - 1, kind=Checkpoint.Kind.EPOCH)
     return rounds.checkpoint_state(checkpoint.file.name, checkpoint.sha256), {}
 
@@ -72,11 +73,11 @@ def _initial_model(job: Job) -> torch.nn.Module:
     )
 
 
-def _starting_model(job: Job, epoch: int, round: int = 1) -> torch.nn.Module:
+def _starting_model(job: Job, epoch: int, round: int, start_key: str) -> torch.nn.Module:
     if epoch == 1 and round == 1:
         return _initial_model(job)
     model = build_model(job.model_type, job.input_shape, job.num_classes, job.model_args)
-    model.load_state_dict(_round_start(job, epoch, round)[0])
+    model.load_state_dict(_round_start(job, epoch, round, start_key)[0])
     return model
 
 
@@ -175,7 +176,7 @@ def _train_shard(job: Job, epoch: int, round: int, shard: int, claim) -> dict[st
     optimizer_samples = len(x)  # the LR schedule counts the steps of whole epochs
     x, y, generator, shuffle = _shard_data(job, epoch, round, shard, x, y)
     x, y = x.to(device), y.to(device)
-    model = _starting_model(job, epoch, round).to(device)
+    model = _starting_model(job, epoch, round, claim.task.start_key).to(device)
     optimizer, recipe = _shard_recipe(job, model, device, autocast=autocast, samples=optimizer_samples)
     previous = _previous_optimizer_key(job, epoch, round, shard)
     if previous:  # the optimiser, its LR schedule and loss scaler continue where the shard's last round left them
@@ -303,7 +304,7 @@ def aggregate_step(*, job_id, epoch: int, round: int = 1, local: tuple[int, dict
 
     device = _prepare(job)
     weights, outer = _round_weights(job, epoch, round, tasks, local)
-    previous_state = job.round_state_key
+    start_key = tasks[0].start_key  # superseded once this round is recorded
     if round < job.rounds_per_epoch:
         key = rounds.global_state_write(job.id, weights, outer)
         recorded = _finish(
@@ -311,7 +312,7 @@ def aggregate_step(*, job_id, epoch: int, round: int = 1, local: tuple[int, dict
         )
         if recorded is None:
             return {"skipped": True}
-        _work_delete(job, epoch, round, tasks, previous_state if recorded and previous_state != key else "")
+        _work_delete(job, epoch, round, tasks, start_key if recorded and start_key != key else "")
         return {"epoch": epoch, "round": round}
     result = _epoch_result(job, epoch, tasks, weights, outer, device)
     if (
@@ -320,7 +321,7 @@ def aggregate_step(*, job_id, epoch: int, round: int = 1, local: tuple[int, dict
     ):
         return {"skipped": True}
     rounds.checkpoint_remember(sha256_hex(result.checkpoint), weights)  # the next epoch's shards on this worker
-    _work_delete(job, epoch, round, tasks, previous_state if previous_state != result.state_key else "")
+    _work_delete(job, epoch, round, tasks, start_key if start_key != result.state_key else "")
     return {"epoch": epoch, "val_accuracy": result.val_accuracy}
 
 
@@ -335,7 +336,7 @@ def _round_weights(job: Job, epoch: int, round: int, tasks, local) -> tuple[dict
         raise Diverged(f"the averaged weights became non-finite ({bad}) at {at}")
     if job.outer_optimizer == "average":
         return averaged, {}
-    start, outer = _round_start(job, epoch, round)
+    start, outer = _round_start(job, epoch, round, tasks[0].start_key)
     weights, outer = outer_step(
         start, averaged, outer, kind=job.outer_optimizer, lr=job.outer_learning_rate, momentum=job.outer_momentum
     )

@@ -22,15 +22,22 @@ def epoch_tasks_dispatch(*, job: Job, epoch: int, round: int = 1) -> dict[int, s
     message id (a revoked id from a cancelled run must not be reused).
     Returns shard -> message id for the shards to send.
 
+    New rows record the global state their round starts from (the job's latest, read
+    under its row lock): a retried or resumed round starts from the same state whatever
+    was recorded since.
+
     Three queries whatever the shard count (read, insert the new rows with their ids,
     update the ones there already), not one per shard: a round's fixed cost matters."""
-    now = timezone.now()
+    now, start = timezone.now(), job.round_state_key if (epoch, round) != (1, 1) else ""
     existing = {
         t.shard: t for t in Task.objects.filter(job=job, epoch=epoch, round=round).only("id", "shard", "status")
     }
     ids = {s: new_celery_id(job.id, epoch, s, round) for s in range(job.num_workers) if s not in existing}
     Task.objects.bulk_create(
-        [Task(job=job, epoch=epoch, round=round, shard=s, celery_id=cid, dispatched_at=now) for s, cid in ids.items()],
+        [
+            Task(job=job, epoch=epoch, round=round, shard=s, celery_id=cid, dispatched_at=now, start_key=start)
+            for s, cid in ids.items()
+        ],
         ignore_conflicts=True,
     )
     again = [t for t in existing.values() if t.status != Status.SUCCEEDED]

@@ -256,12 +256,11 @@ def job_resume(*, job: Job) -> int:
         refusal = selectors.job_resume_refusal(job)
         if refusal:
             raise JobNotResumable(refusal)
-        restart, round = job.completed_epochs + 1, 1
-        if job.rounds_per_epoch > 1:
-            restart, round = (
-                job.completed_rounds // job.rounds_per_epoch + 1,
-                job.completed_rounds % job.rounds_per_epoch + 1,
-            )
+        # Rounds recorded, up to the last round of the first epoch not recorded (its metrics
+        # row is written after the round: an aggregate that failed in between runs again).
+        per_epoch = max(1, job.rounds_per_epoch)
+        done = min(job.completed_rounds, job.completed_epochs * per_epoch + per_epoch - 1)
+        restart, round = done // per_epoch + 1, done % per_epoch + 1
         later = Q(epoch__gt=restart) | Q(epoch=restart, round__gte=round)
         job.tasks.filter(later).update(status=Status.QUEUED, error="", error_class="", heartbeat_at=None)
         job.status = Status.RUNNING
