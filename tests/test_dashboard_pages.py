@@ -347,3 +347,27 @@ def test_new_pages_need_login_and_link_the_favicon(client, web, path):
     for link in ("/dashboard/sweeps/", "/dashboard/datasets/", "/dashboard/projects/", "/dashboard/models/"):
         assert f'href="{link}"' in body
     assert web.get("/static/dashboard/favicon.svg").status_code == 200
+
+
+# The submit form ---------------------------------------------------------------------------------
+
+
+def test_the_submit_form_takes_tags_a_project_and_json_fields(web, user, django_capture_on_commit_callbacks):
+    project = projects.project_create(owner=user, name="vision")
+    page = web.get("/dashboard/submit/").content.decode()
+    assert f'<option value="{project.id}">vision</option>' in page and "comma-separated" in page
+    bad = web.post("/dashboard/submit/", {"model_type": "mlp", "dataset": "iris", "model_args": "{hidden: 8"})
+    assert bad.status_code == 400 and "Not valid JSON" in bad.content.decode() and not Job.objects.exists()
+    assert "{hidden: 8" in bad.content.decode()  # the text given stays in the form
+    form = {
+        "name": "organised", "model_type": "mlp", "dataset": "iris", "epochs": "1", "project": str(project.id),
+        "tags": "baseline, lr-search", "model_args": "{}", "early_stopping": '{"metric": "val_loss", "patience": 2}',
+    }  # fmt: skip
+    with mock.patch("jobs.services.launch.job_launch"), django_capture_on_commit_callbacks(execute=True):
+        response = web.post("/dashboard/submit/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    job = Job.objects.get(name="organised")
+    assert job.project == project and sorted(job.tags.values_list("name", flat=True)) == ["baseline", "lr-search"]
+    assert job.early_stopping["patience"] == 2
+    refused = web.post("/dashboard/submit/", {**form, "tags": "no spaces allowed"})
+    assert refused.status_code == 400 and "is not a tag" in refused.content.decode()

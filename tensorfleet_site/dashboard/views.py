@@ -23,7 +23,6 @@ from django.shortcuts import render as django_render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
-from rest_framework import serializers as drf
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -39,11 +38,11 @@ from jobs.serializers import (
     class_labels,
 )
 from jobs.services import lifecycle
-from jobs.specs import JobCreateSerializer, SpecInvalid, job_spec_validate, spec_fields
+from jobs.specs import SpecInvalid, job_spec_validate, spec_fields
 from monitoring_app.overview import overview_for
-from storage_app.builtin_datasets import BUILTIN_DATASETS
 from storage_app.models import Dataset
 from tensorfleet_site.dashboard import formatting
+from tensorfleet_site.dashboard.submit_form import form_fields, spec_values
 from tensorfleet_site.dashboard.timing import epoch_times
 from tensorfleet_site.quotas.limits import QuotaExceeded
 
@@ -277,53 +276,27 @@ def job_resume(request, job_id):
     return redirect("dashboard:job", job_id=job.id)
 
 
-def _form_fields(values: dict, errors: dict, datasets) -> list[dict]:
-    """The submit form's fields, described by JobCreateSerializer itself."""
-    fields = []
-    for name, field in JobCreateSerializer().fields.items():
-        default = field.default if field.default is not drf.empty else ""
-        item = {
-            "name": name,
-            "label": name.replace("_", " "),
-            "help": field.help_text or "",
-            "required": field.required,
-            "value": values.get(name, default),
-            "errors": errors.get(name, []),
-            "choices": None,
-            "type": "number" if isinstance(field, drf.IntegerField | drf.FloatField) else "text",
-        }
-        if name == "dataset":
-            item["choices"] = [(n, f"{n} (built-in)") for n in sorted(BUILTIN_DATASETS)] + [
-                (d.name, f"{d.name} (yours, {d.num_samples} samples)") for d in datasets
-            ]
-        elif isinstance(field, drf.ChoiceField):
-            item["choices"] = [(key, key) for key in field.choices]
-        if isinstance(field, drf.FloatField):
-            item["step"] = "any"
-        fields.append(item)
-    return fields
-
-
 @login_required
 def job_submit(request):
     values: dict = {}
     errors: dict = {}
     if request.method == "POST":
-        known = spec_fields()
-        values = {k: v.strip() for k, v in request.POST.items() if k in known and v.strip() != ""}
-        try:
-            job = lifecycle.job_create(owner=request.user, spec=job_spec_validate(owner=request.user, data=values))
-            messages.success(request, "Job submitted.")
-            for warning in queue_consumers.queue_warnings(job.queue):
-                messages.warning(request, warning)
-            return redirect("dashboard:job", job_id=job.id)
-        except SpecInvalid as exc:
-            errors = exc.errors
-        except QuotaExceeded as exc:
-            errors = {exc.field or "non_field_errors": [str(exc)]}
+        values, errors = spec_values(request.POST)  # errors: text that is not the JSON or list a field takes
+        if not errors:
+            try:
+                job = lifecycle.job_create(owner=request.user, spec=job_spec_validate(owner=request.user, data=values))
+                messages.success(request, "Job submitted.")
+                for warning in queue_consumers.queue_warnings(job.queue):
+                    messages.warning(request, warning)
+                return redirect("dashboard:job", job_id=job.id)
+            except SpecInvalid as exc:
+                errors = exc.errors
+            except QuotaExceeded as exc:
+                errors = {exc.field or "non_field_errors": [str(exc)]}
     datasets = Dataset.objects.filter(owner=request.user).order_by("name")
+    projects = selectors.projects_writable_by(request.user).order_by("name")
     context = {
-        "fields": _form_fields(values, errors, datasets),
+        "fields": form_fields(values, errors, datasets, projects),
         "non_field_errors": errors.get("non_field_errors", []),
         "has_errors": bool(errors),
     }
