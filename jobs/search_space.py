@@ -12,6 +12,9 @@ Random search samples trial ``n`` from its own generator seeded by (sweep seed, 
 the same space and seed give the same trials, in any order and on any machine. Grid
 search takes the cartesian product of the ``choice`` lists and fixed values, in the
 order the values are listed, with fields in alphabetical order.
+Model-based search (``tpe``) proposes each trial from the results of the trials before
+it (jobs/tpe.py); ``trial_point`` stands in for it with random points where no results
+exist yet, in the sweep's validation.
 
 Every check here takes time linear in the space as written (its fields and listed
 values), never in the number of points of a grid: a grid's size is a product that stops
@@ -92,8 +95,8 @@ def parse_param(spec: Any, *, max_values: int | None = None) -> Param:
             raise ValueError(f"log_uniform needs low > 0; got {low}.")
         return Param(kind, (low, high))
     if isinstance(spec, list):
-        shown = spec if len(spec) <= 10 else [*spec[:3], "..."]  # a long list is not echoed back whole
-        raise ValueError(f'A list is ambiguous; to search these values write {{"choice": {shown}}}.')
+        sample = spec if len(spec) <= 10 else [*spec[:3], "..."]  # a long list is not echoed back whole
+        raise ValueError(f'A list is ambiguous; to search these values write {{"choice": {sample}}}.')
     return Param("fixed", (spec,))
 
 
@@ -156,8 +159,9 @@ def grid_check(params: dict[str, Param]) -> None:
 
 def grid_point(params: dict[str, Param], index: int) -> dict[str, Any]:
     """The ``index``-th point (0-based) of the grid: the last field varies fastest."""
-    if not 0 <= index < grid_size(params):
-        raise IndexError(f"grid point {index} of {grid_size(params)}")
+    size = grid_size(params) or 0  # no limit given: never None
+    if not 0 <= index < size:
+        raise IndexError(f"grid point {index} of {size}")
     point = {}
     for field in sorted(params, reverse=True):  # mixed radix, as itertools.product orders them
         values = params[field].values
@@ -188,7 +192,8 @@ def random_point(params: dict[str, Param], *, seed: int, index: int) -> dict[str
 
 
 def trial_point(params: dict[str, Param], *, search: str, seed: int, index: int) -> dict[str, Any]:
-    """The values of trial ``index`` (0-based) for the given search."""
+    """The values of trial ``index`` (0-based) for the given search (``tpe``: a random point,
+    as TPE's own first trials are; the scheduler asks jobs/tpe.py with the results so far)."""
     if search == "grid":
         return grid_point(params, index)
     return random_point(params, seed=seed, index=index)

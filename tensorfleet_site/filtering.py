@@ -44,7 +44,7 @@ class Pagination(PageNumberPagination):
 def _filter_parameters(filterset) -> set[str]:
     """The query parameters a filter set reads: a filter's name, or its widget's sub-names
     (``x_min`` and ``x_max`` for a range)."""
-    names = set()
+    names: set[str] = set()
     for name, field in filterset.form.fields.items():
         widget = field.widget
         if isinstance(widget, SuffixedMultiWidget):

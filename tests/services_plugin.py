@@ -40,9 +40,23 @@ import pytest
 START_TIMEOUT_S = 60
 PG_PATHS = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql*/bin",
             "/usr/local/opt/postgresql*/bin", "/opt/homebrew/bin", "/Applications/Postgres.app/Contents/Versions/*/bin")  # fmt: skip
-# Tests that need PostgreSQL itself (row locks under concurrency, its SQL), skipped on SQLite.
-POSTGRES_ONLY_MODULES = ("tests/integration/",)
-POSTGRES_ONLY_TESTS: dict[str, str] = {}
+# Tests that need PostgreSQL itself, skipped on SQLite with the reason (found by running the
+# unit tests on SQLite: these failed there and nowhere else).
+POSTGRES_ONLY_MODULES = {
+    "tests/integration/": "starts processes that share one PostgreSQL",
+    "tests/test_cicd.py": "runs commands in processes given a PostgreSQL URL",
+}
+POSTGRES_ONLY_TESTS = {
+    "tests/test_secrets_hardening.py::test_tokens_drf_stored_in_plain_text_keep_working_and_are_erased": (
+        "its SQL is PostgreSQL's (now(), timestamp with time zone)"
+    ),
+    "tests/test_first_day_edges.py::test_ctrl_c_in_submit_job_watch_stops_watching_and_the_job_goes_on": (
+        "runs a command in a process given a PostgreSQL URL"
+    ),
+    "tests/test_first_day_edges.py::test_ctrl_c_in_submit_sweep_watch_and_in_watch_stops_watching": (
+        "runs a command in a process given a PostgreSQL URL"
+    ),
+}
 
 
 @dataclass
@@ -238,7 +252,8 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         path = Path(str(item.fspath)).as_posix()
         reason = POSTGRES_ONLY_TESTS.get(item.nodeid.split("[")[0])
-        if reason is None and any(f"/{module}" in path for module in POSTGRES_ONLY_MODULES):
-            reason = "starts processes that share one PostgreSQL"
+        for module, why in POSTGRES_ONLY_MODULES.items():
+            if reason is None and f"/{module}" in path:
+                reason = why
         if reason:
             item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL: {reason}; {outcome.sqlite}"))

@@ -295,3 +295,18 @@ def test_the_dashboard_refuses_a_reader_the_cancel_button(client, shared, no_enq
     assert client.get(f"/dashboard/jobs/{job.id}/").status_code == 200
     assert client.post(f"/dashboard/jobs/{job.id}/cancel").status_code == 403
     assert Job.objects.get(id=job.id).status == Status.QUEUED
+
+
+@pytest.mark.django_db
+def test_registered_models_take_tags_and_a_note_and_the_list_filters_by_tag(api):
+    r = api.post(
+        "/api/v1/models", {"name": "digits-cnn", "description": "the prod one", "tags": ["prod"]}, format="json"
+    )
+    assert r.status_code == 201 and r.json()["tags"] == ["prod"], r.content
+    api.post("/api/v1/models", {"name": "other"}, format="json")
+    assert [m["name"] for m in api.get("/api/v1/models", {"tag": "prod"}).json()["results"]] == ["digits-cnn"]
+    r = api.patch("/api/v1/models/digits-cnn", {"tags": ["prod", "v2"]}, format="json")
+    assert r.status_code == 200 and r.json()["tags"] == ["prod", "v2"] and r.json()["description"] == "the prod one"
+    r = api.patch("/api/v1/models/digits-cnn", {"tags": ["bad tag"]}, format="json")
+    assert r.status_code == 400 and "is not a tag" in r.json()["tags"][0]
+    assert api.patch("/api/v1/models/digits-cnn", {}, format="json").status_code == 400

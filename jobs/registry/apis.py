@@ -4,6 +4,7 @@ Owner-only: another user's model is a 404, whatever the path below it."""
 
 from __future__ import annotations
 
+import django_filters
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -43,6 +44,14 @@ def _file_response(version: ModelVersion) -> FileResponse:
     return response
 
 
+class ModelFilter(django_filters.FilterSet):
+    tag = django_filters.CharFilter(field_name="tags__name", help_text="models with this tag")
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["tag"]
+
+
 class RegisteredModelViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
@@ -50,12 +59,12 @@ class RegisteredModelViewSet(
 
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}"
-    filterset_class = None
+    filterset_class = ModelFilter
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
             return RegisteredModel.objects.none()
-        return selectors.models_visible_to(self.request.user).prefetch_related("versions", "aliases__version")
+        return selectors.models_visible_to(self.request.user).prefetch_related("versions", "aliases__version", "tags")
 
     def get_serializer_class(self):
         return RegisteredModelDetailSerializer if self.action == "retrieve" else RegisteredModelSerializer

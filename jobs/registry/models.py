@@ -16,6 +16,7 @@ class RegisteredModel(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="registered_models")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, max_length=5000)
+    tags = models.ManyToManyField("jobs.Tag", blank=True, related_name="registered_models")
     # Version numbers are never reused: a deleted version's number stays taken.
     last_version = models.PositiveIntegerField(default=0, help_text="the highest version number given so far")
     created_at = models.DateTimeField(auto_now_add=True)

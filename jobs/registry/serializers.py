@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
+from jobs.projects import TagsField
 from jobs.registry.models import ModelAlias, ModelVersion, RegisteredModel
 from jobs.registry.services import alias_name_error, model_name_error
 from tensorfleet_site.serializers import StrictSerializer
@@ -18,6 +19,7 @@ def _absolute(context: dict, path: str) -> str:
 class ModelCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, help_text="letters, digits, '-' and '_'; unique among your models")
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    tags = TagsField(required=False, default=list)
 
     def validate_name(self, value: str) -> str:
         problem = model_name_error(value)
@@ -27,7 +29,13 @@ class ModelCreateSerializer(StrictSerializer):
 
 
 class ModelUpdateSerializer(StrictSerializer):
-    description = serializers.CharField(max_length=5000, allow_blank=True)
+    description = serializers.CharField(max_length=5000, allow_blank=True, required=False, help_text="its note")
+    tags = TagsField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give description and/or tags.")
+        return attrs
 
 
 class VersionCreateSerializer(StrictSerializer):
@@ -134,10 +142,11 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
     latest_version = serializers.SerializerMethodField()
     aliases = serializers.SerializerMethodField(help_text="alias -> version")
     url = serializers.SerializerMethodField()
+    tags = TagsField(read_only=True)
 
     class Meta:
         model = RegisteredModel
-        fields = ["name", "url", "description", "latest_version", "aliases", "created_at", "updated_at"]
+        fields = ["name", "url", "description", "tags", "latest_version", "aliases", "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_latest_version(self, model: RegisteredModel) -> int | None:

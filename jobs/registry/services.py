@@ -23,6 +23,7 @@ from django.db.models import F
 from jobs.models import Job
 from jobs.registry import selectors, signals
 from jobs.registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionFile
+from jobs.services import projects
 from jobs.services.sweeps import trial_spec
 from storage_app.blobs import blob_delete, blob_read, blob_write
 from storage_app.models import Checkpoint
@@ -65,14 +66,17 @@ def version_file_key(sha256: str) -> str:
 # Models ---------------------------------------------------------------------------------
 
 
-def model_create(*, owner, name: str, description: str = "") -> RegisteredModel:
+def model_create(*, owner, name: str, description: str = "", tags: list[str] | None = None) -> RegisteredModel:
     problem = model_name_error(name)
     if problem:
         raise RegistryError("name", problem)
     with transaction.atomic():
         if RegisteredModel.objects.filter(owner=owner, name=name).exists():
             raise RegistryError("name", f"you already have a model named {name!r}", 409)
-        return RegisteredModel.objects.create(owner=owner, name=name, description=description)
+        model = RegisteredModel.objects.create(owner=owner, name=name, description=description)
+        if tags:
+            projects.tags_set(obj=model, names=tags)
+        return model
 
 
 def model_get_or_create(*, owner, name: str) -> RegisteredModel:
@@ -83,9 +87,16 @@ def model_get_or_create(*, owner, name: str) -> RegisteredModel:
     return model
 
 
-def model_update(*, model: RegisteredModel, description: str) -> RegisteredModel:
-    model.description = description
-    model.save(update_fields=["description", "updated_at"])
+def model_update(
+    *, model: RegisteredModel, description: str | None = None, tags: list[str] | None = None
+) -> RegisteredModel:
+    """Change a model's description (its note) and/or its tags."""
+    with transaction.atomic():
+        if description is not None:
+            model.description = description
+        model.save(update_fields=["description", "updated_at"])
+        if tags is not None:
+            projects.tags_set(obj=model, names=tags)
     return model
 
 

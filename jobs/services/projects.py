@@ -7,11 +7,19 @@ the lifecycle calls ``tags_set`` when it creates a job.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from django.db import IntegrityError, transaction
 
 from jobs.models import Job, Project, ProjectMember, Sweep, Tag
 
 ORGANISE_FIELDS = ("project", "tags", "note")
+
+
+class Tagged(Protocol):
+    """A row with a ``tags`` many-to-many to ``Tag``: a job, a sweep, a registered model."""
+
+    tags: Any
 
 
 class ProjectNameTaken(Exception):
@@ -61,8 +69,8 @@ def member_remove(*, project: Project, user) -> bool:
     return bool(deleted)
 
 
-def tags_set(*, obj: Job | Sweep, names: list[str]) -> None:
-    """Label a job or a sweep with exactly these tags (names already checked by
+def tags_set(*, obj: Tagged, names: list[str]) -> None:
+    """Label a job, a sweep or a registered model with exactly these tags (names already checked by
     ``jobs.projects.tags_clean``); a name seen for the first time gets its row."""
     existing = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
     missing = [Tag(name=name) for name in names if name not in existing]
