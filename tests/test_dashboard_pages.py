@@ -371,3 +371,21 @@ def test_the_submit_form_takes_tags_a_project_and_json_fields(web, user, django_
     assert job.early_stopping["patience"] == 2
     refused = web.post("/dashboard/submit/", {**form, "tags": "no spaces allowed"})
     assert refused.status_code == 400 and "is not a tag" in refused.content.decode()
+
+
+def test_the_submit_form_without_projects_offers_none_and_submits(web, django_capture_on_commit_callbacks):
+    page = web.get("/dashboard/submit/").content.decode()
+    assert 'value="None"' not in page and '<select name="project" id="id_project">' in page
+    refused = web.post("/dashboard/submit/", {"model_type": "cnn", "dataset": "iris", "project": ""})
+    assert (
+        "cnn needs an image dataset" in refused.content.decode() and "Unknown project" not in refused.content.decode()
+    )
+
+
+def test_the_job_pages_spec_names_its_project_and_tags(web, user):
+    project = projects.project_create(owner=user, name="vision")
+    job = JobFactory(owner=user, project=project)
+    projects.tags_set(obj=job, names=["baseline", "cpu"])
+    body = web.get(f"/dashboard/jobs/{job.id}/").content.decode()
+    assert "<th>tags</th><td>baseline, cpu</td>" in body and "<th>project</th><td>vision</td>" in body
+    assert "Tag.None" not in body

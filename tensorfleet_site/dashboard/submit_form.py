@@ -47,7 +47,9 @@ def spec_values(post) -> tuple[dict, dict]:
 
 
 def _shown(field, value) -> str:
-    """A value as the form's text shows it again."""
+    """A value as the form's text shows it again (None: empty, the API's default)."""
+    if value is None:
+        return ""
     if isinstance(field, TagsField):
         return ", ".join(value) if isinstance(value, list) else str(value or "")
     if isinstance(field, STRUCTURED) and not isinstance(value, str):

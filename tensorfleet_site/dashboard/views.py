@@ -220,15 +220,16 @@ def job_detail(request, job_id):
         for m in EpochMetricSerializer(job.epoch_metrics.all(), many=True).data
     ]
     checkpoints = CheckpointSerializer(job.checkpoints.all(), many=True, context={"request": request}).data
-    spec = {
-        field: getattr(job, field)
-        for field in JobSerializer.Meta.fields
-        if field in spec_fields() and field != "dataset"
-    }
+    data = JobSerializer(job, context={"request": request}).data
+    spec = {field: data[field] for field in JobSerializer.Meta.fields if field in spec_fields() and field != "dataset"}
+    if "project" in spec:  # by name, and tags as a list of names
+        spec["project"] = data.get("project_name") or "–"
+    if "tags" in spec:
+        spec["tags"] = ", ".join(spec["tags"]) or "–"
     refusal = selectors.job_resume_refusal(job)
     context = {
         "job": job,
-        "data": JobSerializer(job, context={"request": request}).data,
+        "data": data,
         "metrics": metrics,
         "epoch_rows": _epoch_rows(job, metrics),
         "class_metrics": _class_metrics(job),
