@@ -26,6 +26,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -222,6 +223,13 @@ def _cleanup() -> None:
     outcome.cleanups.clear()
 
 
+def _terminated(signum, frame):
+    """Stop what was started, then die of the signal as the run would have."""
+    _cleanup()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def services_ensure() -> None:
     """Point DATABASE_URL and CELERY_BROKER_URL at servers that answer, starting them if needed."""
     if os.environ.get("TENSORFLEET_TEST_SERVICES_CHECKED") or "_pytest" not in sys.modules:
@@ -230,6 +238,10 @@ def services_ensure() -> None:
     _database()
     _broker()
     atexit.register(_cleanup)
+    if outcome.cleanups and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # A run stopped with SIGTERM (a timeout, `kill`) skips atexit: stop them first, or
+        # the PostgreSQL that pg_ctl started in the background would outlive it.
+        signal.signal(signal.SIGTERM, _terminated)
     for line in outcome.lines:
         print(f"tests: {line}", file=sys.stderr)
 
