@@ -18,9 +18,12 @@ import math
 
 import torch
 
-from storage_app.blobs import blob_read, blob_write, round_state_key
+from jobs.models import Job
+from jobs.services import lifecycle
+from storage_app.blobs import blob_read, blob_write, round_state_key, shard_optimizer_key
 from workers.outer import outer_state_to_tensors, split_outer_state
 from workers.state_cache import cache_get, cache_put
+from workers.training import augment_images, augment_seed, shard_generator
 from workers.weights import bytes_to_state, state_to_bytes
 
 State = dict[str, torch.Tensor]
@@ -103,3 +106,47 @@ def round_generator(seed: int, epoch: int, shard: int, round: int) -> torch.Gene
     from (seed, epoch, shard, round) alone, so a retried round draws the same."""
     digest = hashlib.sha256(f"round:{seed}:{epoch}:{shard}:{round}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def previous_optimizer_key(job: Job, epoch: int, round: int, shard: int) -> str | None:
+    """Where the shard's optimiser state was left: the round before, or the last round of the epoch before."""
+    if round > 1:
+        return shard_optimizer_key(job.id, epoch, shard, round - 1)
+    return shard_optimizer_key(job.id, epoch - 1, shard, job.rounds_per_epoch) if epoch > 1 else None
+
+
+def shard_data(job: Job, epoch: int, round: int, shard: int, x, y):
+    """The samples of one round of a shard, in training order, with the generator that
+    seeds its random choices, and whether ``train_epoch`` shuffles them itself.
+
+    Without ``sync_every_steps`` the epoch is one round and trains as it always has: the
+    whole shard, augmented with (seed, epoch, shard) and shuffled by the shard's epoch
+    generator. With it, the round's slice of that same epoch order (``rounds.round_order``),
+    its augmentation and dropout seeded from (seed, epoch, shard, round)."""
+    if not job.sync_every_steps:
+        if job.augment:  # on the CPU copy, from (seed, epoch, shard) alone
+            x = augment_images(x, seed=augment_seed(job.seed, epoch, shard))
+        return x, y, shard_generator(job.seed, epoch, shard), True
+    order = round_order(
+        len(x),
+        generator=shard_generator(job.seed, epoch, shard),
+        batch_size=job.batch_size,
+        sync_every_steps=job.sync_every_steps,
+        round=round,
+    )
+    x, y = x[order], y[order]
+    if job.augment:
+        x = augment_images(x, seed=augment_seed(job.seed, epoch, shard, round))
+    return x, y, round_generator(job.seed, epoch, shard, round), False
+
+
+def rounds_fix(job: Job, train_samples: int) -> None:
+    """The job's rounds per epoch, counted from the data by the first worker (``lifecycle.job_rounds_fix``)."""
+    if not job.rounds_per_epoch:
+        count = rounds_in_epoch(
+            train_samples=train_samples,
+            shards=job.num_workers,
+            batch_size=job.batch_size,
+            sync_every_steps=job.sync_every_steps,
+        )
+        job.rounds_per_epoch = lifecycle.job_rounds_fix(job_id=job.id, rounds=count)

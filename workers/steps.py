@@ -27,15 +27,12 @@ from workers.training import (
     LossNotFinite,
     Recipe,
     TrainingStopped,
-    augment_images,
-    augment_seed,
     autocast_dtype,
     finite_name,
     first_non_finite,
     grad_scaler,
     make_optimizer,
     make_scheduler,
-    shard_generator,
     train_epoch,
 )
 from workers.weights import (
@@ -121,64 +118,20 @@ def shard_step(*, job_id, epoch: int, shard: int, worker: str, in_chord: bool = 
     return {"key": key}
 
 
-def _previous_optimizer_key(job: Job, epoch: int, round: int, shard: int) -> str | None:
-    """Where the shard's optimiser state was left: the round before, or the last round of the epoch before."""
-    if round > 1:
-        return shard_optimizer_key(job.id, epoch, shard, round - 1)
-    return shard_optimizer_key(job.id, epoch - 1, shard, job.rounds_per_epoch) if epoch > 1 else None
-
-
-def _shard_data(job: Job, epoch: int, round: int, shard: int, x, y):
-    """The samples of one round of a shard, in training order, with the generator that
-    seeds its random choices, and whether ``train_epoch`` shuffles them itself.
-
-    Without ``sync_every_steps`` the epoch is one round and trains as it always has: the
-    whole shard, augmented with (seed, epoch, shard) and shuffled by the shard's epoch
-    generator. With it, the round's slice of that same epoch order (``rounds.round_order``),
-    its augmentation and dropout seeded from (seed, epoch, shard, round)."""
-    if not job.sync_every_steps:
-        if job.augment:  # on the CPU copy, from (seed, epoch, shard) alone
-            x = augment_images(x, seed=augment_seed(job.seed, epoch, shard))
-        return x, y, shard_generator(job.seed, epoch, shard), True
-    order = rounds.round_order(
-        len(x),
-        generator=shard_generator(job.seed, epoch, shard),
-        batch_size=job.batch_size,
-        sync_every_steps=job.sync_every_steps,
-        round=round,
-    )
-    x, y = x[order], y[order]
-    if job.augment:
-        x = augment_images(x, seed=augment_seed(job.seed, epoch, shard, round))
-    return x, y, rounds.round_generator(job.seed, epoch, shard, round), False
-
-
-def _rounds_fix(job: Job, train_samples: int) -> None:
-    """The job's rounds per epoch, counted from the data by the first worker (``lifecycle.job_rounds_fix``)."""
-    if not job.rounds_per_epoch:
-        count = rounds.rounds_in_epoch(
-            train_samples=train_samples,
-            shards=job.num_workers,
-            batch_size=job.batch_size,
-            sync_every_steps=job.sync_every_steps,
-        )
-        job.rounds_per_epoch = lifecycle.job_rounds_fix(job_id=job.id, rounds=count)
-
-
 def _train_shard(job: Job, epoch: int, round: int, shard: int, claim) -> dict[str, torch.Tensor] | None:
     """The training itself; returns the new weights, or None when the job stopped it."""
     started = time.monotonic()
     device = _prepare(job)
     autocast = autocast_dtype(job.precision, device)  # fp16 on a CPU-only worker: a user error, before any work
     split = job_split(job)
-    _rounds_fix(job, len(split.x_train))
+    rounds.rounds_fix(job, len(split.x_train))
     x, y = shard_of(split.x_train, split.y_train, shard, job.num_workers)
     optimizer_samples = len(x)  # the LR schedule counts the steps of whole epochs
-    x, y, generator, shuffle = _shard_data(job, epoch, round, shard, x, y)
+    x, y, generator, shuffle = rounds.shard_data(job, epoch, round, shard, x, y)
     x, y = x.to(device), y.to(device)
     model = _starting_model(job, epoch, round, claim.task.start_key).to(device)
     optimizer, recipe = _shard_recipe(job, model, device, autocast=autocast, samples=optimizer_samples)
-    previous = _previous_optimizer_key(job, epoch, round, shard)
+    previous = rounds.previous_optimizer_key(job, epoch, round, shard)
     if previous:  # the optimiser, its LR schedule and loss scaler continue where the shard's last round left them
         optimizer_from_bytes(optimizer, rounds.work_read(previous), scheduler=recipe.scheduler, scaler=recipe.scaler)
 
@@ -382,7 +335,7 @@ def _work_delete(job: Job, epoch: int, round: int, tasks, superseded_state: str)
     read again."""
     for t in tasks:
         blob_delete(t.output_key)
-        previous = _previous_optimizer_key(job, epoch, round, t.shard)
+        previous = rounds.previous_optimizer_key(job, epoch, round, t.shard)
         if previous:
             blob_delete(previous)
     if superseded_state:

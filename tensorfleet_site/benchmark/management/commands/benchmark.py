@@ -69,6 +69,7 @@ class Command(BaseCommand):
                 results["workloads"][name] = rows
                 results["reference"][name] = self.reference(name)
             results["dispatch"] = self.dispatch(fleet, opts["repeat"])
+            results["rounds"] = self.rounds(fleet, opts["repeat"])
             results["latency_ms"] = self.latency(fleet)
             self.say("reconciler: one pass with 3,000 running jobs ...")
             results["reconciler"] = bench_platform.reconciler_pass(fleet, 3000)
@@ -105,6 +106,23 @@ class Command(BaseCommand):
             platform_ms.append(bench_platform.server_wall_s(job) / (100 * 10) * 1000)
             bare_ms.append(bench_platform.bare_chord_per_task_ms(fleet, 100, 10))
         return {"platform_ms": platform_ms, "bare_ms": bare_ms}
+
+    def rounds(self, fleet, repeat: int) -> dict:
+        """The fixed cost of a round: a job of many rounds doing almost no arithmetic (logreg on
+        iris, 2 shards, sync_every_steps 1: 2 rounds an epoch, nesterov), against a bare chord of
+        the same shape (2 no-op tasks and a body that sends the next chord)."""
+        self.say("rounds: logreg on iris, 2 shards, 100 rounds of one step, against a bare no-op chord ...")
+        epochs, shards = 50, 2
+        spec = {"model_type": "logreg", "dataset": "iris", "epochs": epochs, "num_workers": shards, "threads": 1,
+                "batch_size": 32, "keep_checkpoints": 1, "sync_every_steps": 1,
+                "outer_optimizer": "nesterov"}  # fmt: skip
+        platform_ms, bare_ms = [], []
+        for _ in range(repeat):
+            job = fleet.run_job(spec)
+            rounds = epochs * job["rounds_per_epoch"]
+            platform_ms.append(bench_platform.server_wall_s(job) / rounds * 1000)
+            bare_ms.append(bench_platform.bare_chord_per_task_ms(fleet, rounds, shards) * shards)
+        return {"platform_ms": platform_ms, "bare_ms": bare_ms, "rounds": rounds, "shards": shards}
 
     def latency(self, fleet) -> list[float]:
         self.say("latency: submit to first shard started ...")
