@@ -133,8 +133,8 @@ def test_the_dashboard_shows_the_last_evaluated_epoch_per_class(client, user):
     page = client.get(f"/dashboard/jobs/{job.id}/").content.decode()
     section = page[page.index('id="class-metrics"') :]
     assert "Per class, epoch 2" in section
-    assert "<td>square</td><td>0.5000</td><td>2</td>" in section
+    assert "<td>square</td><td>50.0 %</td><td>2</td>" in section  # formatted as the dashboard formats accuracy
     assert "<th>circle</th><td><strong>2</strong></td><td>0</td><td>0</td>" in section
     assert "true \\ predicted" in section
     # The metrics table shows a skipped epoch's validation metrics as a dash.
-    assert "<td>3</td><td>0.3000</td><td>–</td><td>–</td>" in page
+    assert '<td>3</td><td>0.3000</td><td>–</td><td title="">–</td>' in page
