@@ -7,8 +7,8 @@ from jobs.architecture_apis import ArchitectureViewSet
 from jobs.project_apis import ProjectViewSet, TagViewSet
 from jobs.registry.apis import RegisteredModelViewSet
 from jobs.schedules.apis import ScheduleViewSet
-from jobs.webhooks.apis import WebhookViewSet
 from jobs.sweep_apis import SweepViewSet
+from jobs.webhooks.apis import WebhookViewSet
 from storage_app.apis import DatasetViewSet
 from storage_app.weights_apis import WeightsViewSet
 
@@ -28,9 +28,9 @@ router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("tags", TagViewSet, basename="tag")
 router.register("datasets", DatasetViewSet, basename="dataset")
-router.register("weights", WeightsViewSet, basename="weights")
 router.register("models", RegisteredModelViewSet, basename="registered-model")
 router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("schedules", ScheduleViewSet, basename="schedule")
+router.register("weights", WeightsViewSet, basename="weights")
 
 urlpatterns = router.urls

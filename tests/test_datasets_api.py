@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from tensorfleet_site.access.services import token_create
 from jobs.models import Job
 from storage_app.models import Dataset
+from tensorfleet_site.access.services import token_create
 from tests.datagen import blobs, npz_bytes, write_csv, write_idx_folder
 
 pytestmark = pytest.mark.django_db

@@ -116,7 +116,12 @@ def test_an_upload_over_the_stored_bytes_quota_is_refused_and_stores_nothing(api
     assert send("first").status_code == 201
     r = send("second")
     assert r.status_code == 429, r.content
-    assert r.json()["quota"] == {"quota": "stored_bytes", "limit": len(data) * 2 - 1, "used": len(data), "asked": len(data)}
+    assert r.json()["quota"] == {
+        "quota": "stored_bytes",
+        "limit": len(data) * 2 - 1,
+        "used": len(data),
+        "asked": len(data),
+    }
     assert Dataset.objects.filter(owner=user).count() == 1
     settings.TENSORFLEET_QUOTA_STORED_BYTES = len(data) - 1
     assert send("third").status_code == 400  # alone over the limit: waiting will not help

@@ -161,9 +161,9 @@ def test_a_run_whose_spec_no_longer_passes_is_refused(
 
 @pytest.mark.django_db
 def test_schedule_input_is_checked_field_by_field(api, other_user):
-    post = lambda **body: api.post(
-        "/api/v1/schedules", {"name": "s", "cron": "* * * * *", "spec": SPEC, **body}, format="json"
-    )  # noqa: E731
+    def post(**body):
+        return api.post("/api/v1/schedules", {"name": "s", "cron": "* * * * *", "spec": SPEC, **body}, format="json")
+
     assert "5 fields" in post(cron="* * *").data["cron"][0]
     assert "61" in post(cron="61 * * * *").data["cron"][0]
     assert "model_type" in post(spec={**SPEC, "model_type": "cnn"}).data["spec"]

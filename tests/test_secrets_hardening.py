@@ -34,9 +34,9 @@ from rest_framework.test import APIClient
 
 from tensorfleet_site.access.services import token_create
 from tensorfleet_site.localfleet import embedded
-from tensorfleet_site.localfleet.state_dir import StateLock, make_private
 from tensorfleet_site.localfleet.management.commands.runfleet import Command as RunFleet
 from tensorfleet_site.localfleet.management.commands.runfleet import gunicorn_command
+from tensorfleet_site.localfleet.state_dir import StateLock, make_private
 
 REPO = Path(__file__).resolve().parent.parent
 JOBS = "/api/v1/jobs"
