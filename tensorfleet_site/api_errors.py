@@ -12,7 +12,7 @@ from tensorfleet_site.quotas.limits import QuotaExceeded
 
 def exception_handler(exc, context):
     if isinstance(exc, QuotaExceeded):
-        field = exc.field or "quota"
+        field = exc.field or "detail"
         code = status.HTTP_400_BAD_REQUEST if exc.never_fits else status.HTTP_429_TOO_MANY_REQUESTS
         return Response({field: [str(exc)], "quota": exc.as_dict()}, status=code)
     return drf_exception_handler(exc, context)

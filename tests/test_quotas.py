@@ -31,6 +31,7 @@ def test_active_jobs_over_the_quota_get_429_with_the_current_use(api, user, sett
     r = api.post("/api/v1/jobs", SPEC, format="json")
     assert r.status_code == 429, r.content
     assert r.json()["quota"] == {"quota": "active_jobs", "limit": 2, "used": 2, "asked": 1}
+    assert r.json()["detail"] == ["over the active_jobs quota: 2 in use, 1 more asked, the limit is 2."]
     assert Job.objects.count() == 2  # nothing stored for the refused one
     Job.objects.filter(owner=user).update(status=Status.SUCCEEDED)
     assert api.post("/api/v1/jobs", SPEC, format="json").status_code == 201  # finished jobs free the room
