@@ -34,7 +34,6 @@ from jobs.sweep_checks import (
     space_parsed,
     values_check,
 )
-from tensorfleet_site.serializers import unknown_field_message
 
 MAX_CONCURRENT = 256
 NOT_SEARCHABLE = ("name",)  # trials are named after their sweep
@@ -86,7 +85,7 @@ class SweepCreateSerializer(StrictSerializer):
         errors = {}
         for field, param in params.items():
             if field not in job_fields:
-                errors[field] = [unknown_field_message(field, job_fields)]
+                errors[field] = [self.unknown_field_message(field, job_fields)]
             elif field in NOT_SEARCHABLE:
                 errors[field] = ["Not a hyperparameter: trials are named after the sweep."]
             elif field in ORGANISE:

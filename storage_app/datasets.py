@@ -33,9 +33,9 @@ from storage_app.formats import (
     zip_idx_folder,
 )
 from storage_app.models import Dataset
+from storage_app.storages import datasets_storage
 from storage_app.usage import stored_bytes
 from tensorfleet_site.quotas import limits as quotas
-from storage_app.storages import datasets_storage
 
 EXTENSIONS = STORED_AS  # a stored dataset's file extension, by format
 PLATFORM_PREFIXES = ("jobs/", "datasets/", "weights/")

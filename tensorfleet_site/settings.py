@@ -55,8 +55,8 @@ INSTALLED_APPS = [
     "monitoring_app",
     "tensorfleet_site.dashboard",
     "tensorfleet_site.benchmark",
-    "tensorfleet_site.quotas",
     "tensorfleet_site.localfleet",
+    "tensorfleet_site.quotas",
     "tensorfleet_site.access",
 ]
 
@@ -216,8 +216,8 @@ REST_FRAMEWORK = {
         "tensorfleet_site.parsers.FormParser",
         "tensorfleet_site.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "tensorfleet_site.api_errors.exception_handler",  # quotas: 429
     "NUM_PROXIES": TENSORFLEET_TRUSTED_PROXIES,
+    "EXCEPTION_HANDLER": "tensorfleet_site.api_errors.exception_handler",  # quotas: 429
     "DEFAULT_THROTTLE_RATES": {"failed_credentials": f"{TENSORFLEET_FAILED_TOKENS_PER_MINUTE}/min"},
 }
 SPECTACULAR_SETTINGS = {

@@ -122,8 +122,8 @@ def job_create(*, owner, spec: dict, sweep=None, trial_number: int | None = None
             sweep=sweep,
             trial_number=trial_number,
             **{field: spec[field] for field in RECIPE_FIELDS if field in spec},
-            init_from=spec.get("init_from"),
             **validation_fields(spec.get("validation", DEFAULT_FRACTION)),
+            init_from=spec.get("init_from"),
             project=spec.get("project"),
             note=spec.get("note", ""),
         )

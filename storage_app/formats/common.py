@@ -134,13 +134,12 @@ def open_zip(path: Path, refusal: str, max_members: int = MAX_ZIP_MEMBERS) -> zi
         with open(path, "rb") as fh:
             # zipfile's own reader of the end record (zip64 included): private, but in every
             # CPython since 2.x, and test_upload_hardening fails if it goes.
-            end = zipfile._EndRecData(fh)
+            end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
         if end is None:
             raise DatasetFormatError(refusal)
-        if end[zipfile._ECD_ENTRIES_TOTAL] > max_members:
-            raise DatasetTooLarge(
-                f"the zip holds {end[zipfile._ECD_ENTRIES_TOTAL]} entries; at most {max_members} are read"
-            )
+        entries = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
+        if entries > max_members:
+            raise DatasetTooLarge(f"the zip holds {entries} entries; at most {max_members} are read")
         try:
             return zipfile.ZipFile(path)
         except zipfile.BadZipFile:
