@@ -74,9 +74,10 @@ def test_a_worker_killed_mid_round_changes_nothing(cluster, operator):
     victim = cluster.workers[0]
 
     def mid_round_shard_on_victim():
-        return Task.objects.filter(
-            job=job, status=Status.RUNNING, worker=victim.hostname, epoch=1, round__gte=2
-        ).first() or Task.objects.filter(job=job, status=Status.RUNNING, worker=victim.hostname, epoch=2).first()
+        return (
+            Task.objects.filter(job=job, status=Status.RUNNING, worker=victim.hostname, epoch=1, round__gte=2).first()
+            or Task.objects.filter(job=job, status=Status.RUNNING, worker=victim.hostname, epoch=2).first()
+        )
 
     task = wait_for(mid_round_shard_on_victim, timeout=120, interval=0.02, what="a shard of a later round running")
     time.sleep(0.15)  # inside the shard's half second of training
