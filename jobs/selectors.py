@@ -142,12 +142,20 @@ def _recorded(job: Job, epoch: int, round: int) -> bool:
 
 
 def epoch_shards(*, job_id, epoch: int, round: int = 1) -> EpochShards:
-    job = Job.objects.select_related("dataset_ref").filter(id=job_id).first()
+    """One query for the rows and their job (a round's fixed cost counts), a second for a
+    job without rows yet, a third for the epoch's metrics row when the round ends it."""
+    tasks = list(
+        Task.objects.select_related("job", "job__dataset_ref")
+        .filter(job_id=job_id, epoch=epoch, round=round)
+        .order_by("shard")
+    )
+    job = tasks[0].job if tasks else Job.objects.select_related("dataset_ref").filter(id=job_id).first()
     if job is None:
         return EpochShards(job=None, tasks=[], recorded=False)
+    for task in tasks:
+        task.job = job  # one object: what the aggregate reads of the job is the same for every row
     if _recorded(job, epoch, round):
         return EpochShards(job=job, tasks=[], recorded=True)
-    tasks = list(job.tasks.filter(epoch=epoch, round=round).order_by("shard"))
     return EpochShards(job=job, tasks=tasks, recorded=False)
 
 

@@ -70,7 +70,7 @@ def _initial_model(job: Job) -> torch.nn.Module:
     )
 
 
-def _starting_model(job: Job, epoch: int, round: int, start_key: str) -> torch.nn.Module:
+def _starting_model(job: Job, epoch: int, round: int = 1, start_key: str = "") -> torch.nn.Module:
     if epoch == 1 and round == 1:
         return _initial_model(job)
     model = build_model(job.model_type, job.input_shape, job.num_classes, job.model_args)

@@ -26,7 +26,7 @@ def epoch_tasks_dispatch(*, job: Job, epoch: int, round: int = 1) -> dict[int, s
     under its row lock): a retried or resumed round starts from the same state whatever
     was recorded since.
 
-    Three queries whatever the shard count (read, insert the new rows with their ids,
+    A few queries whatever the shard count (read, insert the new rows with their ids,
     update the ones there already), not one per shard: a round's fixed cost matters."""
     now, start = timezone.now(), job.round_state_key if (epoch, round) != (1, 1) else ""
     existing = {
@@ -46,7 +46,8 @@ def epoch_tasks_dispatch(*, job: Job, epoch: int, round: int = 1) -> dict[int, s
         ids[task.shard] = task.celery_id
     if again:
         Task.objects.bulk_update(again, ["celery_id", "dispatched_at"])
-    Job.objects.filter(id=job.id, current_epoch__lt=epoch).update(current_epoch=epoch)
+    if round == 1:  # a later round's epoch is current already
+        Job.objects.filter(id=job.id, current_epoch__lt=epoch).update(current_epoch=epoch)
     return ids
 
 

@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: manage.py is there
 
 
 def free_port() -> int:

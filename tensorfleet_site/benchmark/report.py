@@ -21,6 +21,8 @@ def render_report(results: dict, *, cores: int, repeat: int, targets: dict, repo
     lines = _header(cores, repeat)
     verdicts: list[tuple] = []
     parts = [_training(results, targets), _orchestration(results)]
+    if "rounds_accuracy" in results:
+        parts.append(_rounds_accuracy(results))
     if "reconciler" in results:
         parts.append(_reconciler(results["reconciler"]))
     if "api" in results:
@@ -158,3 +160,41 @@ def _reconciler(r: dict) -> tuple[list[str], list[tuple]]:
         f"| one pass, {r['active_jobs']:,} running jobs (2 shards each), s | {spread(s, '{:.3f}')} |",
     ]
     return lines, [("reconciler pass at 3,000 active jobs", f"{med(s):.3f} s", "< 1 s", med(s) < 1.0)]
+
+
+def _rounds_accuracy(results: dict) -> tuple[list[str], list[tuple]]:
+    """Validation accuracy against shards, by outer optimizer and H, beside the plain loop."""
+    lines = ["", "## Accuracy against shards: rounds and outer optimizers", ""]
+    lines += [
+        "Each job through the platform's own code in one process (tensorfleet_site/benchmark/rounds_accuracy.py:",
+        "its rounds in order, shards then aggregate, as workers run them), same epochs as the plain loop.",
+    ]
+    verdicts = []
+    rows = results["rounds_accuracy"]
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        plain = results["workloads"].get(name, {}).get("single")
+        plain_acc = med([r["val_accuracy"] for r in plain]) if plain else None
+        shards = sorted({r["shards"] for r in rows if r["workload"] == name})
+        lines += [
+            "",
+            f"**{name}** (plain single-process loop: "
+            + (f"{plain_acc:.4f}" if plain_acc is not None else "not measured")
+            + ")",
+            "",
+        ]
+        lines += ["| outer optimizer, H | " + " | ".join(f"{k} shard{'s' if k > 1 else ''}" for k in shards) + " |"]
+        lines += ["| --- |" + " --- |" * len(shards)]
+        for label in dict.fromkeys(r["row"] for r in rows if r["workload"] == name):
+            cells = {r["shards"]: r for r in rows if r["workload"] == name and r["row"] == label}
+            lines.append(f"| {label} | " + " | ".join(f"{cells[k]['val_accuracy']:.4f}" for k in shards) + " |")
+        if plain_acc is not None:
+            best = max(r["val_accuracy"] for r in rows if r["workload"] == name and r["shards"] == max(shards))
+            verdicts.append(
+                (
+                    f"{name} {max(shards)} shards vs single process (best row)",
+                    f"{best - plain_acc:+.4f}",
+                    "within 0.01",
+                    plain_acc - best <= 0.01,
+                )
+            )
+    return lines, verdicts

@@ -67,6 +67,52 @@ def run_job(spec: dict) -> dict:
     }
 
 
+SHARDS = (1, 2, 4, 8)
+# The rows of the table: (label, outer optimizer, H by workload, outer lr by shard count, outer momentum).
+ROWS = (
+    ("average, once per epoch", "average", {}, lambda k: 0.7, 0.9),
+    *(
+        (
+            f"nesterov 0.7 / 0.9, H = {h}",
+            "nesterov",
+            {w: hs[i] for w, hs in (("digits-cnn", (2, 4, 8)), ("synth-mlp", (10, 25, 50)))},
+            lambda k: 0.7,
+            0.9,
+        )
+        for i, h in enumerate(("2 / 10", "4 / 25", "8 / 50"))
+    ),
+    (
+        "sgd, H = 1, lr 0.625 x shards (at least 1)",
+        "sgd",
+        {"digits-cnn": 1, "synth-mlp": 1},
+        lambda k: max(1.0, 0.625 * k),
+        0.0,
+    ),
+)
+
+
+def table(workloads: list[str], *, parallel: int = 2) -> list[dict]:
+    """Every row of ``ROWS`` at every shard count, each job in a process of its own, ``parallel`` at a time."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(args: tuple) -> dict:
+        w, label, outer, sync, lr, mu, k = args
+        cmd = [sys.executable, "-m", __name__, "--workload", w, "--shards", str(k), "--outer", outer]
+        cmd += ["--outer-lr", str(lr), "--outer-momentum", str(mu)] + (["--sync", str(sync)] if sync else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        return {"row": label, "outer_lr": lr, "outer_momentum": mu, **json.loads(out)}
+
+    jobs = [
+        (w, label, outer, syncs.get(w), lr_of(k), mu, k)
+        for w in workloads
+        for label, outer, syncs, lr_of, mu in ROWS
+        for k in SHARDS
+    ]
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(one, jobs))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", required=True, choices=("digits-cnn", "synth-mlp"))

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tensorfleet_site.benchmark import harness as bench_platform
 from tensorfleet_site.benchmark import plain as bench_plain
+from tensorfleet_site.benchmark import rounds_accuracy
 from tensorfleet_site.benchmark.report import render_report
 
 REPO = Path(__file__).resolve().parents[4]
@@ -38,6 +39,11 @@ class Command(BaseCommand):
         parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"))
         parser.add_argument("--skip-api", action="store_true", help="skip the API load test")
         parser.add_argument("--jobs-in-db", type=int, default=100_000, help="jobs in the database for the list test")
+        parser.add_argument(
+            "--skip-rounds-accuracy",
+            action="store_true",
+            help="skip accuracy against shards (rounds, outer optimizers)",
+        )
 
     def handle(self, *args, **opts):
         names = [n.strip() for n in opts["workloads"].split(",") if n.strip()]
@@ -75,6 +81,9 @@ class Command(BaseCommand):
             results["reconciler"] = bench_platform.reconciler_pass(fleet, 3000)
             if not opts["skip_api"]:
                 results["api"] = self.api(fleet, opts["jobs_in_db"])
+        if not opts["skip_rounds_accuracy"]:
+            self.say("accuracy against shards: 1, 2, 4 and 8 shards, averaging and outer optimizers (about 15 min) ...")
+            results["rounds_accuracy"] = rounds_accuracy.table(names)
         report = render_report(results, cores=cores, repeat=opts["repeat"], targets=TARGETS, repo=REPO)
         Path(opts["output"]).write_text(report)
         self.stdout.write(report)
