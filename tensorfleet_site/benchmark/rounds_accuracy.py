@@ -47,8 +47,12 @@ def run_job(spec: dict) -> dict:
     from jobs.specs import job_spec_validate
     from workers import steps
 
-    chords: list[tuple[str, int, int]] = []
-    orchestration.epoch_send = lambda job, epoch, ids, *, priority=0, round=1: chords.append((job.id, epoch, round))
+    chords: list[tuple[object, int, int]] = []
+
+    def epoch_send(job: Job, epoch: int, celery_ids: dict[int, str], *, priority: int = 0, round: int = 1) -> None:
+        chords.append((job.id, epoch, round))  # run below, in order, instead of through the broker
+
+    orchestration.epoch_send = epoch_send
     owner = get_user_model().objects.filter(username="bench").first() or get_user_model().objects.create_user("bench")
     job = lifecycle.job_create(owner=owner, spec=job_spec_validate(owner=owner, data=spec))  # launches at commit
     started = time.perf_counter()
