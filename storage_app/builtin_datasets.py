@@ -19,6 +19,8 @@ SYNTHETIC_FEATURES = 128
 SYNTHETIC_CLASSES = 10
 SYNTHETIC_DEFAULT_SIZE = 20_000
 SYNTHETIC_MAX_SIZE = 2_000_000
+SHAPES_DEFAULT_SIZE = 4_000  # shared/bench/reference.py's shapes-resnet workload
+SHAPES_MAX_SIZE = 60_000  # CIFAR's size: 60,000 x 3 x 32 x 32 floats is 0.7 GB
 
 BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     d.name: d
@@ -33,6 +35,14 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
             SYNTHETIC_CLASSES,
             False,
             "Gaussian inputs labelled by a fixed random teacher network; size from the spec",
+        ),
+        BuiltinDataset(
+            "shapes",
+            (3, 32, 32),
+            10,
+            True,
+            "CIFAR-sized generated images (3x32x32, 10 classes: shifted, contrast-jittered, noisy copies of "
+            "each class's smooth random pattern), 4,000 by default; size from the spec",
         ),
     )
 }

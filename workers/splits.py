@@ -17,7 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from storage_app.builtin_datasets import BUILTIN_DATASETS, SYNTHETIC_CLASSES, SYNTHETIC_DEFAULT_SIZE, SYNTHETIC_FEATURES
+from storage_app.builtin_datasets import (
+    BUILTIN_DATASETS,
+    SHAPES_DEFAULT_SIZE,
+    SYNTHETIC_CLASSES,
+    SYNTHETIC_DEFAULT_SIZE,
+    SYNTHETIC_FEATURES,
+)
 
 VALIDATION_FRACTION = 0.2  # the default of a spec's ``validation`` (jobs.validation_sets)
 
@@ -55,6 +61,25 @@ def _synthetic(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         for p in teacher.parameters():  # unit-variance pre-activations
             p.copy_(torch.randn(p.shape, generator=g) / (p.shape[-1] ** 0.5 if p.dim() > 1 else 1.0))
         y = teacher(x).argmax(1)
+    return x, y
+
+
+def _shapes(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-sized images, built as shared/bench/reference.py's shapes-resnet workload
+    builds them (same generator draws, so the same tensors for the same seed): each a
+    shifted, contrast-jittered, noisy copy of its class's smooth random pattern."""
+    classes = 10
+    proto = nn.functional.interpolate(
+        torch.randn(classes, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear", align_corners=False
+    )
+    proto = (proto - proto.mean((1, 2, 3), keepdim=True)) / proto.std((1, 2, 3), keepdim=True)
+    y = torch.randint(0, classes, (n,), generator=g)
+    shifts = torch.randint(-4, 5, (n, 2), generator=g)
+    contrast = 0.5 + torch.rand(n, generator=g)
+    x = torch.stack(
+        [torch.roll(proto[c], (int(a), int(b)), dims=(1, 2)) for c, (a, b) in zip(y.tolist(), shifts, strict=True)]
+    )
+    x = x * contrast.view(-1, 1, 1, 1) + 2.5 * torch.randn(x.shape, generator=g)
     return x, y
 
 
@@ -97,6 +122,8 @@ def _builtin_arrays(name: str, g: torch.Generator, size: int | None) -> tuple[to
         raise ValueError(f"unknown dataset {name!r}")
     if name == "synthetic":
         return (*_synthetic(size or SYNTHETIC_DEFAULT_SIZE, g), False)
+    if name == "shapes":
+        return (*_shapes(size or SHAPES_DEFAULT_SIZE, g), False)
     return (*_sklearn(name), not BUILTIN_DATASETS[name].is_image)
 
 

@@ -29,6 +29,9 @@ class Workload:
     batch_size: int
     epochs: int
     learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    model_args: dict | None = None
 
     def spec(self, shards: int, threads: int) -> dict:
         """The same work as a platform job."""
@@ -40,7 +43,9 @@ class Workload:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
-            "optimizer": "adam",
+            "optimizer": self.optimizer,
+            "weight_decay": self.weight_decay,
+            "model_args": self.model_args or {},
             "seed": 0,
             "threads": threads,
             "keep_checkpoints": 1,
@@ -53,6 +58,19 @@ class Workload:
 WORKLOADS = {
     "digits-cnn": Workload("digits-cnn", "cnn", "digits", None, batch_size=32, epochs=30),
     "synth-mlp": Workload("synth-mlp", "mlp", "synthetic", 200_000, batch_size=256, epochs=3),
+    # CIFAR-sized: torchvision's resnet18 (its default stem, as reference.py builds it) on the
+    # built-in 'shapes' images (3 x 32 x 32, 10 classes, reference.py's construction), AdamW.
+    "shapes-resnet": Workload(
+        "shapes-resnet",
+        "resnet18",
+        "shapes",
+        None,
+        batch_size=64,
+        epochs=2,
+        optimizer="adamw",
+        weight_decay=0.01,
+        model_args={"stem": "imagenet"},
+    ),  # fmt: skip
 }
 
 
@@ -65,8 +83,8 @@ def single(w: Workload, threads: int) -> dict:
     """One process, all cores. Wall time covers training only (data made before the clock)."""
     torch.set_num_threads(threads)
     split, shape, classes = _data(w)
-    model = initial_model(w.model_type, shape, classes, seed=0)
-    opt = make_optimizer("adam", model.parameters(), lr=w.learning_rate)
+    model = initial_model(w.model_type, shape, classes, seed=0, model_args=w.model_args)
+    opt = make_optimizer(w.optimizer, model.parameters(), lr=w.learning_rate, weight_decay=w.weight_decay)
     t0 = time.perf_counter()
     for epoch in range(1, w.epochs + 1):
         train_epoch(
@@ -85,8 +103,8 @@ def _average_worker(rank: int, procs: int, w: Workload, port: int, out) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=procs)
     split, shape, classes = _data(w)
     x, y = shard_of(split.x_train, split.y_train, rank, procs)
-    model = initial_model(w.model_type, shape, classes, seed=0)
-    opt = make_optimizer("adam", model.parameters(), lr=w.learning_rate)
+    model = initial_model(w.model_type, shape, classes, seed=0, model_args=w.model_args)
+    opt = make_optimizer(w.optimizer, model.parameters(), lr=w.learning_rate, weight_decay=w.weight_decay)
     dist.barrier()
     t0 = time.perf_counter()
     for epoch in range(1, w.epochs + 1):
