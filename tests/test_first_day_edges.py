@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from drf_spectacular.generators import SchemaGenerator
@@ -179,6 +181,18 @@ def test_watch_follows_a_job_or_a_sweep_by_prefix(user):
 # Ctrl-C while watching: a real SIGINT to a real `manage.py` --------------------------------
 
 
+UNSERVED_BROKER = re.sub(r"/\d+$", "/15", django_settings.CELERY_BROKER_URL)
+
+
+@pytest.fixture(autouse=True)
+def _empty_unserved_broker():
+    """The messages the commands sent there are nobody's: removed after each test."""
+    yield
+    import redis
+
+    redis.Redis.from_url(UNSERVED_BROKER).flushdb()
+
+
 class Command:
     """`manage.py` against this test's database (committed rows: a transactional test),
     its stdout and stderr read as they come (tqdm redraws without newlines)."""
@@ -190,6 +204,9 @@ class Command:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": f"postgres://{settings['USER']}@{host}:{port}/{settings['NAME']}",
+            # A broker database no worker consumes (integration tests' workers may be running on the
+            # test broker's): the job this command submits waits, as on a fleet with no worker.
+            "CELERY_BROKER_URL": UNSERVED_BROKER,
             "PYTHONUNBUFFERED": "1",
         }
         self.proc = subprocess.Popen(

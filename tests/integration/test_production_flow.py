@@ -105,8 +105,11 @@ def test_registry_champion_webhooks_and_retries_on_workers(api, workers, control
             return done if len(done) == 2 else None
 
         deliveries = wait_for(delivered, timeout=90, interval=0.5, what="the flaky receiver's deliveries")
-        codes = sorted([a["status_code"] for a in d["attempts"]] for d in deliveries)
-        assert codes == [[200], [500, 502, 200]]  # the first move met the 500s, then got through
+        codes = [[a["status_code"] for a in d["attempts"]] for d in deliveries]
+        # The receiver answers 500, then 502, then 200 to whatever comes: the two moves' deliveries
+        # may interleave, but between them they met both errors and each got through by retrying.
+        assert sorted(c for attempts in codes for c in attempts) == [200, 200, 500, 502]
+        assert all(attempts[-1] == 200 for attempts in codes) and max(len(a) for a in codes) >= 2
 
         # The job's deletion leaves the version's file (in S3, under registry/).
         assert api.session.delete(f"{api.base}/jobs/{strong['id']}", timeout=30).status_code == 204
