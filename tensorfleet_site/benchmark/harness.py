@@ -11,9 +11,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: manage.py is there
@@ -232,3 +234,48 @@ def reconciler_pass(fleet: Fleet, count: int, passes: int = 5) -> dict:
         cwd=REPO, env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def many_jobs(fleet: Fleet, count: int, threads: int = 8) -> dict:
+    """``count`` one-epoch jobs submitted together (``threads`` at a time): jobs per second
+    from the first job created to the last finished, by the server's clock."""
+    spec = {
+        "model_type": "logreg",
+        "dataset": "iris",
+        "epochs": 1,
+        "num_workers": 2,
+        "threads": 1,
+        "keep_checkpoints": 1,
+    }
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def submit(n: int) -> None:
+        for _ in range(n):
+            job = fleet.request("POST", "/api/v1/jobs", spec)
+            with lock:
+                ids.append(job["id"])
+
+    workers = [
+        threading.Thread(target=submit, args=(count // threads + (i < count % threads),)) for i in range(threads)
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    jobs = []
+    deadline = time.monotonic() + 1800
+    for job_id in ids:
+        while time.monotonic() < deadline:
+            job = fleet.request("GET", f"/api/v1/jobs/{job_id}")
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.2)
+        jobs.append(job)
+    failed = [j["id"] for j in jobs if j["status"] != "succeeded"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {count} jobs did not succeed")
+    start = min(datetime.fromisoformat(j["created_at"]) for j in jobs)
+    end = max(datetime.fromisoformat(j["finished_at"]) for j in jobs)
+    seconds = (end - start).total_seconds()
+    return {"jobs": count, "seconds": seconds, "jobs_per_s": count / seconds}

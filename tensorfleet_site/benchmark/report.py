@@ -23,6 +23,8 @@ def render_report(results: dict, *, cores: int, repeat: int, targets: dict, repo
     parts = [_training(results, targets), _orchestration(results)]
     if "rounds_accuracy" in results:
         parts.append(_rounds_accuracy(results))
+    if "many_jobs" in results:
+        parts.append(_many_jobs(results["many_jobs"]))
     if "reconciler" in results:
         parts.append(_reconciler(results["reconciler"]))
     if "api" in results:
@@ -198,3 +200,15 @@ def _rounds_accuracy(results: dict) -> tuple[list[str], list[tuple]]:
                 )
             )
     return lines, verdicts
+
+
+def _many_jobs(r: dict) -> tuple[list[str], list[tuple]]:
+    lines = [
+        "",
+        "## Many jobs at once",
+        "",
+        f"{r['jobs']} one-epoch jobs (logreg on iris, 2 shards) submitted together from 8 threads, drained by the "
+        f"fleet's 2 workers: {r['seconds']:.1f} s from the first created to the last finished, "
+        f"**{r['jobs_per_s']:.1f} jobs/s**.",
+    ]
+    return lines, [("300 jobs drained", f"{r['jobs_per_s']:.1f} jobs/s", ">= 20 jobs/s", r["jobs_per_s"] >= 20)]
