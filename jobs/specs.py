@@ -86,14 +86,14 @@ class JobCreateSerializer(StrictSerializer):
     model_type = ModelTypeField(help_text="a model the workers of the job's queue publish (GET /api/v1/architectures)")
     dataset = serializers.CharField(
         max_length=1000,
-        help_text="a built-in dataset (digits, iris, wine, breast_cancer, synthetic, shapes), the id or name of one of "
+        help_text="a built-in dataset (digits, iris, wine, breast_cancer, synthetic, synthetic-shapes), the id or name of one of "
         "your datasets, or (also as 'dataset_path') an s3://bucket/key URI or a local path to import",
     )
     dataset_size = serializers.IntegerField(
         min_value=10,
         max_value=SYNTHETIC_MAX_SIZE,
         required=False,
-        help_text="samples, for 'synthetic' and 'shapes' only",
+        help_text="samples, for 'synthetic' and 'synthetic-shapes' only",
     )
     num_workers = serializers.IntegerField(
         min_value=1, max_value=settings.TENSORFLEET_MAX_SHARDS, default=1, help_text="data shards per epoch"
@@ -232,7 +232,7 @@ def dataset_errors(attrs: dict, dataset, *, catalog: Published | None = None) ->
     input the model takes among them (``catalog``: what the workers published)."""
     if isinstance(dataset, str):
         builtin = BUILTIN_DATASETS[dataset]
-        name, is_image, is_synthetic = builtin.name, builtin.is_image, builtin.name in ("synthetic", "shapes")
+        name, is_image, is_synthetic = builtin.name, builtin.is_image, builtin.name in ("synthetic", "synthetic-shapes")
     else:
         name, is_image, is_synthetic = dataset.name, dataset.is_image, False
     errors = {}
@@ -241,9 +241,9 @@ def dataset_errors(attrs: dict, dataset, *, catalog: Published | None = None) ->
     if wrong_input:
         errors["model_type"] = [wrong_input]
     if attrs.get("dataset_size") is not None and not is_synthetic:
-        errors["dataset_size"] = ["Only the 'synthetic' and 'shapes' datasets take a size."]
-    elif name == "shapes" and (attrs.get("dataset_size") or 0) > SHAPES_MAX_SIZE:
-        errors["dataset_size"] = [f"'shapes' holds at most {SHAPES_MAX_SIZE} samples."]
+        errors["dataset_size"] = ["Only the 'synthetic' and 'synthetic-shapes' datasets take a size."]
+    elif name == "synthetic-shapes" and (attrs.get("dataset_size") or 0) > SHAPES_MAX_SIZE:
+        errors["dataset_size"] = [f"'synthetic-shapes' holds at most {SHAPES_MAX_SIZE} samples."]
     if attrs.get("augment") and not is_image:
         errors["augment"] = [f"augment (random crop and flip) needs an image dataset; '{name}' is tabular."]
     return {**errors, **validation_errors(attrs, dataset)}

@@ -37,7 +37,7 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
             "Gaussian inputs labelled by a fixed random teacher network; size from the spec",
         ),
         BuiltinDataset(
-            "shapes",
+            "synthetic-shapes",
             (3, 32, 32),
             10,
             True,

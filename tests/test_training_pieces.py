@@ -151,12 +151,12 @@ def test_unknown_names_are_refused():
 
 
 def test_the_shapes_images_are_cifar_sized_and_seeded():
-    """The built-in 'shapes' (the benchmark's CIFAR-sized workload): 3x32x32, 10 classes,
+    """The built-in 'synthetic-shapes' (the benchmark's CIFAR-sized workload): 3x32x32, 10 classes,
     the same tensors for the same seed, an 80/20 split of 4,000 by default."""
-    a, b = build_split("shapes", seed=0), build_split("shapes", seed=0, size=500)
+    a, b = build_split("synthetic-shapes", seed=0), build_split("synthetic-shapes", seed=0, size=500)
     assert tuple(a.x_train.shape) == (3200, 3, 32, 32) and len(a.x_val) == 800
     assert set(a.y_train.tolist()) == set(range(10)) and len(b.x_train) == 400
-    assert torch.equal(build_split("shapes", seed=0).x_train, a.x_train)
+    assert torch.equal(build_split("synthetic-shapes", seed=0).x_train, a.x_train)
     reference = Path(__file__).resolve().parents[2] / "shared" / "bench" / "reference.py"
     if reference.exists():  # the same construction as the yardstick's shapes-resnet
         spec = importlib.util.spec_from_file_location("reference", reference)

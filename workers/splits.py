@@ -122,7 +122,7 @@ def _builtin_arrays(name: str, g: torch.Generator, size: int | None) -> tuple[to
         raise ValueError(f"unknown dataset {name!r}")
     if name == "synthetic":
         return (*_synthetic(size or SYNTHETIC_DEFAULT_SIZE, g), False)
-    if name == "shapes":
+    if name == "synthetic-shapes":
         return (*_shapes(size or SHAPES_DEFAULT_SIZE, g), False)
     return (*_sklearn(name), not BUILTIN_DATASETS[name].is_image)
 

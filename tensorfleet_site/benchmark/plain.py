@@ -59,11 +59,11 @@ WORKLOADS = {
     "digits-cnn": Workload("digits-cnn", "cnn", "digits", None, batch_size=32, epochs=30),
     "synth-mlp": Workload("synth-mlp", "mlp", "synthetic", 200_000, batch_size=256, epochs=3),
     # CIFAR-sized: torchvision's resnet18 (its default stem, as reference.py builds it) on the
-    # built-in 'shapes' images (3 x 32 x 32, 10 classes, reference.py's construction), AdamW.
+    # built-in 'synthetic-shapes' images (3 x 32 x 32, 10 classes, reference.py's construction), AdamW.
     "shapes-resnet": Workload(
         "shapes-resnet",
         "resnet18",
-        "shapes",
+        "synthetic-shapes",
         None,
         batch_size=64,
         epochs=2,
