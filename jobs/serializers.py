@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import queue_consumers
+from jobs.catalog import RECIPE_FIELDS
 from jobs.models import EpochMetric, Job, Task, TaskLog
 from jobs.projects import TagsField
 from jobs.specs import JobCreateSerializer  # noqa: F401 - the API's request schema
@@ -67,21 +68,7 @@ class JobSerializer(serializers.ModelSerializer):
             "queue",
             "threads",
             "keep_checkpoints",
-            "model_args",
-            "weight_decay",
-            "nesterov",
-            "lr_schedule",
-            "warmup_epochs",
-            "grad_clip_norm",
-            "label_smoothing",
-            "augment",
-            "precision",
-            "eval_every",
-            "early_stopping",
-            "sync_every_steps",
-            "outer_optimizer",
-            "outer_learning_rate",
-            "outer_momentum",
+            *RECIPE_FIELDS,  # the spec's recipe, stored on the job as given (jobs/catalog.py)
             "rounds_per_epoch",
             "completed_rounds",
             "init_from",
